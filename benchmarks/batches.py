@@ -1,0 +1,73 @@
+"""Deterministic batch order: the batch of step k is a function of (seed, k) alone.
+
+That is what makes a resumed run repeat the uninterrupted one exactly: restarting at step k
+draws the same samples in the same order, whatever happened before. Each pass over the data
+is a seeded permutation; batches run across pass boundaries without dropping samples.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class StepIndices:
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n <= 0:
+            raise ValueError("empty data set")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._cache:
+            if len(self._cache) > 4:
+                self._cache.clear()
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._cache[epoch] = torch.randperm(self.n, generator=g)
+        return self._cache[epoch]
+
+    def __call__(self, step: int) -> torch.Tensor:
+        pos = torch.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, offsets = pos // self.n, pos % self.n
+        return torch.stack([self._perm(int(e))[int(o)] for e, o in zip(epochs, offsets)])
+
+
+class TensorSource:
+    """A data set held in memory as a dict of equally long tensors (the synthetic sets)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors differ in length: {lengths}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def take(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+
+class _Steps(torch.utils.data.Sampler):
+    def __init__(self, order: StepIndices, start: int, stop: int):
+        self.order, self.start, self.stop = order, start, stop
+
+    def __iter__(self):
+        for k in range(self.start, self.stop):
+            yield self.order(k).tolist()
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def iterate(source: TensorSource | Dataset, order: StepIndices, start: int, stop: int,
+            num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches for steps ``start .. stop-1`` (CPU tensors)."""
+    if isinstance(source, TensorSource):
+        for k in range(start, stop):
+            yield source.take(order(k))
+        return
+    loader = DataLoader(source, batch_sampler=_Steps(order, start, stop), num_workers=num_workers,
+                        persistent_workers=False, pin_memory=torch.cuda.is_available())
+    yield from loader

@@ -1,0 +1,115 @@
+"""Compose and validate one run's config: hydra overrides -> a typed, checked config."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from benchmarks.config import CONF_DIR, MATCHES, PROFILES, RunConfig
+from benchmarks.errors import UserError, one_line
+
+_STORED = False
+
+
+def _store_schemas() -> None:
+    """Register the run schema and every method's config dataclass (group ``method``)."""
+    global _STORED
+    if _STORED:
+        return
+    import methods
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    for name in methods.names():
+        cs.store(group="method", name=name, node=methods.get(name).Config)
+    _STORED = True
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra's messages run over several lines with a hint; keep the line that matters."""
+    text = str(err)
+    cause = err.__cause__
+    if cause is not None and isinstance(cause, OmegaConfBaseException):
+        text = str(cause).splitlines()[0] if str(cause) else text
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m and "not in" in text or (m and "Key" in text):
+        key = m.group(1)
+        return f"unknown config key {key!r} ({one_line(first)})"
+    return one_line(first)
+
+
+def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The resolved run config for ``overrides`` (hydra ``key=value`` words), validated."""
+    _store_schemas()
+    overrides = list(overrides)
+    for word in overrides:
+        if "=" not in word:
+            raise UserError(f"expected a key=value override, got {word!r}")
+    group_choice = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in overrides}
+    if "method" in group_choice:
+        import methods
+        methods.get(group_choice["method"])         # unknown method -> the list of choices
+    if group_choice.get("profile", "cpu") not in PROFILES:
+        raise UserError(f"unknown profile {group_choice['profile']!r}; "
+                        f"choose one of: {', '.join(PROFILES)}")
+    data_names = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+    if group_choice.get("data", data_names[0]) not in data_names:
+        raise UserError(f"unknown data {group_choice['data']!r}; choose one of: {', '.join(data_names)}")
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise UserError(_hydra_message(err)) from None
+    OmegaConf.resolve(cfg)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Ranges and names the schema's types cannot express; one line per problem."""
+    from benchmarks.backbone import BACKBONES
+    from benchmarks.budget import parse_budget
+
+    if cfg.backbone not in BACKBONES:
+        raise UserError(f"unknown backbone {cfg.backbone!r}; choose one of: {', '.join(BACKBONES)}")
+    parse_budget(cfg.budget)
+    if cfg.match not in MATCHES:
+        raise UserError(f"match must be one of: {', '.join(MATCHES)} (got {cfg.match!r})")
+    checks = [
+        ("finetune.label_fraction", 0.0 < cfg.finetune.label_fraction <= 1.0, "in (0, 1]"),
+        ("data.val_fraction", 0.0 <= cfg.data.val_fraction < 1.0, "in [0, 1)"),
+        ("finetune.epochs", cfg.finetune.epochs > 0, "> 0"),
+        ("finetune.batch_size", cfg.finetune.batch_size > 0, "> 0"),
+        ("pretrain.batch_size", cfg.pretrain.batch_size > 1, "> 1"),
+        ("data.res", cfg.data.res >= 32, ">= 32"),
+        ("pretrain.res", cfg.pretrain.res >= 32, ">= 32"),
+        ("finetune.lr", cfg.finetune.lr > 0, "> 0"),
+        ("pretrain.lr", cfg.pretrain.lr > 0, "> 0"),
+        ("finetune.eval_points", cfg.finetune.eval_points >= 1, ">= 1"),
+        ("pretrain.warmup_frac", 0.0 <= cfg.pretrain.warmup_frac < 1.0, "in [0, 1)"),
+        ("finetune.warmup_frac", 0.0 <= cfg.finetune.warmup_frac < 1.0, "in [0, 1)"),
+    ]
+    for key, ok, rule in checks:
+        if not ok:
+            raise UserError(f"{key} must be {rule} (got {OmegaConf.select(cfg, key)})")
+    if cfg.data.name != "synthetic":
+        _check_root("data.root", cfg.data.root)
+    for i, src in enumerate(cfg.pretrain.sources):
+        if src.weight <= 0:
+            raise UserError(f"pretrain.sources[{i}].weight must be > 0 (got {src.weight})")
+        if not src.name.startswith("synthetic"):
+            _check_root(f"pretrain.sources[{i}].root ({src.name})", src.root)
+
+
+def _check_root(key: str, root: str | None) -> None:
+    if not root:
+        raise UserError(f"{key} is not set: point it at the data set folder ({key.split(' ')[0]}=DIR)")
+    if not Path(os.path.expanduser(root)).is_dir():
+        raise UserError(f"{key}: no such directory: {root}")

@@ -1,0 +1,185 @@
+"""Typed configuration: structured dataclasses composed by hydra.
+
+The schema lives here; the YAML tree in ``benchmarks/conf`` only sets values (profiles,
+data sets, launchers). Each method registers its own config dataclass in the ``method``
+group (see ``methods/__init__.py``), so ``method.temperature=0.3`` is checked against the
+method's own fields and a mistyped key is rejected with one line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).parent / "conf"
+PROFILES = ("smoke", "cpu", "paper")
+MATCHES = ("pretrain", "total")
+
+
+@dataclass
+class AugmentConfig:
+    """The shared batched augmenter (benchmarks/augment.py); ranges are symmetric."""
+    rotate_deg: float = 45.0        # angle ~ U(-r, r)
+    translate: float = 0.1          # shift ~ U(-t, t) x image size, per axis
+    scale_min: float = 0.8          # zoom ~ log-uniform(scale_min, scale_max)
+    scale_max: float = 1.25
+    brightness: float = 0.4         # factor ~ U(1-b, 1+b)
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.05               # shift ~ U(-h, h) of a full turn
+    blur_p: float = 0.5             # probability of a Gaussian blur
+    blur_sigma_max: float = 1.5     # sigma ~ U(0.1, max) x (res / 64) pixels
+
+
+@dataclass
+class SourceConfig:
+    """One pre-training data set; sources are drawn with probability proportional to weight."""
+    name: str = "synthetic_wild"    # synthetic_wild | synthetic_lab | freihand | youtube3d
+    root: Optional[str] = None      # real data: the data set folder
+    weight: float = 1.0
+    n: int = 2048                   # synthetic only: how many images to generate
+
+
+@dataclass
+class DataConfig:
+    """The labelled data set that every method is fine-tuned and evaluated on."""
+    name: str = "synthetic"         # synthetic | freihand
+    root: Optional[str] = None      # freihand: the folder with training/ and evaluation/
+    res: int = 64                   # network input size for fine-tuning and evaluation
+    n_train: int = 1024             # synthetic: labelled training ids
+    n_eval: int = 256               # synthetic: evaluation samples
+    n_triplets: int = 512           # synthetic: viewpoint triplets (trajreg and probes)
+    world_seed: int = 0             # synthetic: the world's seed (fixed across run seeds)
+    cache: Optional[str] = None     # where generated data sets live ($BENCH_DATA or ~/.cache/handbench)
+    val_fraction: float = 0.0       # held-out training ids for model selection (never the eval split)
+
+
+@dataclass
+class PretrainConfig:
+    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
+    res: int = 64
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    warmup_frac: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: float = 50.0            # fine-tuning length under match=pretrain (labelled set epochs)
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 2e-4      # not on biases and norm weights
+    depth_weight: float = 5.0       # L1(uv) + depth_weight x L1(relative depth)
+    warmup_frac: float = 0.0
+    label_fraction: float = 1.0     # seeded subset of labelled ids (all versions of an id together)
+    freeze_backbone: bool = False   # True: a probe on frozen features
+    augment: bool = True            # label-consistent rotation / scale / translation / colour
+    eval_points: int = 4            # periodic evaluations for the convergence curve
+    seed: Optional[int] = None      # defaults to the run seed
+
+
+@dataclass
+class EngineConfig:
+    accelerator: str = "auto"       # auto | cpu | cuda
+    precision: str = "auto"         # auto: bf16-mixed on GPU, 32-true on CPU
+    channels_last: bool = True      # GPU only
+    compile: bool = False
+    devices: int = 1
+    num_workers: int = 0
+    checkpoint_every: int = 200     # steps
+    log_every: int = 10             # steps
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    probes: bool = False            # gesture / viewpoint probes on frozen pre-trained features
+    probe_epochs: int = 100
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "inprocess"         # inprocess | local | slurm
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    time_min: int = 60
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2
+    mem_gb: int = 8
+    max_requeues: int = 3
+    signal_delay_s: int = 60
+    array_parallelism: int = 16
+    folder: Optional[str] = None    # submitit logs; default <results>/.submitit
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method's config; each method file subclasses it."""
+    name: str = MISSING
+
+
+@dataclass
+class RunConfig:
+    method: Any = MISSING
+    backbone: str = "resnet18"
+    budget: str = "10ep"
+    match: str = "pretrain"
+    seed: int = 0
+    profile: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+
+
+# Keys that change how a run is executed or displayed, never what it computes.
+NON_SEMANTIC = ("launcher", "engine.progress", "engine.num_workers", "engine.log_every",
+                "engine.checkpoint_every")
+
+
+def to_container(cfg: DictConfig | dict) -> dict:
+    if isinstance(cfg, dict):
+        return cfg
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _drop(d: dict, dotted: str) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        d = d.get(p, {})
+    d.pop(last, None)
+
+
+def stable_hash(obj: Any, n: int = 12) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]
+
+
+def semantic(cfg: DictConfig | dict) -> dict:
+    """The part of the config that decides the result."""
+    d = json.loads(json.dumps(to_container(cfg)))
+    for key in NON_SEMANTIC:
+        _drop(d, key)
+    return d
+
+
+def run_id(cfg: DictConfig | dict) -> str:
+    """Readable and unique: the budget and method are in the name, the hash decides."""
+    d = to_container(cfg)
+    name = d["method"]["name"]
+    frac = d["finetune"]["label_fraction"]
+    tag = f"{name}-{d['backbone']}-{d['budget']}-{d['match']}-lf{frac:g}-s{d['seed']}"
+    return f"{tag}-{stable_hash(semantic(d), 10)}"

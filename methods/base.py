@@ -1,0 +1,67 @@
+"""What a pre-training method is: a config, heads, the inputs it needs, and a loss.
+
+A method never touches files, devices or launch: the engine hands it a batch already on
+the right device, the backbone, and the shared batched augmenter; it returns a loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from benchmarks.config import MethodConfig
+
+# What a method may ask the pre-training loader for (``Method.inputs``):
+#   "images"       batch["image"]    (B, 3, H, W) float in [0, 1], hand crops at pretrain.res
+#   "keypoints2d"  batch["uv"]       (B, 21, 2) crop pixel coordinates (x right, y down;
+#                                     pixel (row i, col j) covers [j, j+1) x [i, i+1))
+#   "triplets"     batch["triplet"]  (B, 3, 3, H, W) left, centre, right views of one hand,
+#                  batch["gesture"]  (B,) int64, batch["viewpoint"] (B, 3, 2) azimuth,
+#                                     elevation in degrees
+INPUTS = ("images", "keypoints2d", "triplets")
+
+
+class Method(nn.Module):
+    """Base class. Subclasses set the class attributes and implement ``loss``.
+
+    ``backbone`` is a ``benchmarks.backbone.Backbone``: it takes images in [0, 1] (it
+    normalises them itself); ``backbone(x)`` gives pooled features of size ``feat_dim``,
+    ``backbone.forward_features(x)`` the last feature map, ``backbone.net`` the timm model.
+    Heads built in ``__init__`` are trained with the backbone and dropped after pre-training.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]                   # one line: what it does
+    citation: ClassVar[str]                  # e.g. "Spurr et al., ICCV 2021"
+    inputs: ClassVar[tuple[str, ...]] = ("images",)
+    passes_per_sample: ClassVar[int] = 2     # backbone image passes one sample costs
+    pretrains: ClassVar[bool] = True         # False: init-only (random, imagenet)
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, cfg: MethodConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.feat_dim = feat_dim
+        self.augmenter = augmenter
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """One pre-training step's loss and a few scalars to log.
+
+        ``generator`` is the step's own random generator (seeded from the run seed and the
+        step index, on the batch's device): draw every random number from it, so that a
+        resumed run repeats the uninterrupted one exactly.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
+        """Init-only methods set the backbone's weights here (in place)."""
+
+
+@dataclass
+class InitOnlyConfig(MethodConfig):
+    pass

@@ -1,0 +1,88 @@
+"""The shared training loop: exact resume, NaN guard, deterministic data order."""
+import pytest
+import torch
+from torch import nn
+
+from benchmarks import batches as B
+from benchmarks import engine as E
+from benchmarks.config import EngineConfig
+
+
+def _phase(tmp, steps=30, fail_at=None, stop_at=None, seed=0, loss_nan_at=None):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 1))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(100, 8, generator=g)
+    src = B.TensorSource({"x": x, "y": x.sum(1, keepdim=True).sin()})
+    order = B.StepIndices(len(src), 12, seed)
+    calls = {"n": 0}
+
+    def loss_fn(m, batch, gen):
+        calls["n"] += 1
+        noise = torch.randn(batch["x"].shape, generator=gen) * 0.1   # uses the step generator
+        loss = ((m(batch["x"] + noise) - batch["y"]) ** 2).mean()
+        if stop_at is not None and calls["n"] == stop_at:
+            E.request_stop()
+        if loss_nan_at is not None and calls["n"] == loss_nan_at:
+            loss = loss * float("nan")
+        return loss, {"mse": loss.detach()}
+
+    return E.Phase(name="pretrain", module=model, loss_fn=loss_fn,
+                   batches=lambda start: B.iterate(src, order, start, steps),
+                   steps=steps, lr=1e-2, weight_decay=1e-4, warmup_frac=0.2, images_per_step=12,
+                   seed=seed, ckpt_dir=tmp,
+                   evaluate=lambda m, k: {"w": float(sum(p.sum() for p in m.parameters()))},
+                   eval_steps=(10, 30))
+
+
+def _cfg(**kw):
+    return EngineConfig(checkpoint_every=7, log_every=3, progress=False, **kw)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    ref_ph = _phase(tmp_path / "ref")
+    ref = E.Engine(_cfg()).fit(ref_ph)
+
+    E.clear_stop()
+    ph = _phase(tmp_path / "cut", stop_at=17)
+    with pytest.raises(E.Preempted):
+        E.Engine(_cfg()).fit(ph)
+    E.clear_stop()
+    resumed_ph = _phase(tmp_path / "cut")            # a fresh process: new model, same folder
+    out = E.Engine(_cfg()).fit(resumed_ph)
+    assert out.resumed_from == 17
+    for a, b in zip(ref_ph.module.state_dict().values(), resumed_ph.module.state_dict().values()):
+        assert torch.equal(a, b)
+    strip = lambda c: [{k: v for k, v in r.items() if k not in ("data_s", "step_s")} for r in c]
+    assert strip(out.curve) == strip(ref.curve)
+    assert out.evals == ref.evals
+
+
+def test_nan_guard_names_the_step(tmp_path):
+    with pytest.raises(E.TrainingError, match=r"non-finite loss .* step 5 of 30"):
+        E.Engine(_cfg()).fit(_phase(tmp_path, loss_nan_at=5))
+
+
+def test_finished_phase_is_not_trained_again(tmp_path):
+    first = E.Engine(_cfg()).fit(_phase(tmp_path))
+    ph = _phase(tmp_path, loss_nan_at=1)           # would fail if any step ran
+    again = E.Engine(_cfg()).fit(ph)
+    assert again.resumed_from == 30 and again.curve == first.curve
+
+
+def test_step_indices_are_a_function_of_seed_and_step():
+    a, b = B.StepIndices(10, 4, seed=3), B.StepIndices(10, 4, seed=3)
+    seq = [a(k) for k in range(10)]
+    assert all(torch.equal(b(k), seq[k]) for k in reversed(range(10)))
+    # each pass is a permutation: 5 steps of 4 cover 20 draws = every sample twice
+    counts = torch.bincount(torch.cat(seq[:5]), minlength=10)
+    assert counts.tolist() == [2] * 10
+    assert not torch.equal(B.StepIndices(10, 4, seed=4)(0), seq[0])
+
+
+def test_no_decay_on_biases_and_norms():
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    decay, no_decay = E.param_groups(m, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert [p.shape for p in decay["params"]] == [torch.Size([4, 3])]
+    assert len(no_decay["params"]) == 3
