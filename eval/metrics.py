@@ -1,0 +1,104 @@
+"""FreiHAND's official 3D keypoint evaluation, vectorised over samples.
+
+This reproduces ``eval.py`` and ``utils/eval_util.py::EvalUtil`` of the FreiHAND toolbox
+(Zimmermann et al., ICCV 2019; github.com/lmb-freiburg/freihand) for the 21 keypoints:
+
+- Coordinates are in **metres** inside; every error this module returns is in **millimetres**.
+- Unaligned scores compare the raw prediction with the camera-frame ground truth (no root
+  alignment: absolute translation errors count).
+- Aligned ("PA") scores first map each predicted hand onto its ground truth by the
+  similarity transform of ``align_w_scale`` (translation, rotation, uniform scale; the
+  rotation comes from ``scipy.linalg.orthogonal_procrustes``, so reflections are **not**
+  excluded; both point sets are scaled by their Frobenius norm + 1e-8 first).
+- Measures are taken per keypoint over the samples, then averaged over keypoints
+  (``EvalUtil.get_measures``): PCK(t) = fraction of distances ``<= t`` (inclusive) at 100
+  evenly spaced thresholds from 0 to 50 mm inclusive; the AUC of a keypoint is
+  ``trapezoid(pck, t) / trapezoid(1, t)``; AUC and EPE are the means over keypoints.
+
+A constant 10 mm error on every joint gives EPE 10 mm and AUC 79.5 / 99 = 0.80303.
+The 1e-8 added to the norms shrinks an aligned hand by a relative ~1e-8 (a few nanometres),
+so even a perfect prediction is a hair above the 0 mm threshold after alignment: its PA-AUC
+is 98.5 / 99 = 0.99495, as in the official script (its unaligned AUC is 1).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+THRESHOLDS_M = np.linspace(0.0, 0.05, 100)
+"""The official PCK thresholds in metres: 0 to 50 mm inclusive, 100 points (step 50/99 mm)."""
+
+_NORM_EPS = 1e-8  # added to the Frobenius norms in align_w_scale
+
+
+def procrustes_align(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Align each predicted point set to its ground truth, exactly like FreiHAND's ``align_w_scale``.
+
+    ``gt`` and ``pred`` are (N, K, 3) in the same unit. Per sample: both sets are centred and
+    divided by their Frobenius norm (+1e-8); ``R = U V^T`` and ``s = sum(singular values)`` of
+    the SVD of ``G^T P`` (``scipy.linalg.orthogonal_procrustes(G, P)``, reflections allowed);
+    the result is ``P R^T s ||G|| + mean(gt)``. Returns the aligned prediction, (N, K, 3).
+    """
+    t1 = gt.mean(axis=1, keepdims=True)
+    t2 = pred.mean(axis=1, keepdims=True)
+    g = gt - t1
+    p = pred - t2
+    s1 = np.linalg.norm(g, axis=(1, 2), keepdims=True) + _NORM_EPS
+    s2 = np.linalg.norm(p, axis=(1, 2), keepdims=True) + _NORM_EPS
+    g = g / s1
+    p = p / s2
+    u, w, vt = np.linalg.svd(np.swapaxes(g, 1, 2) @ p)
+    rot = u @ vt
+    s = w.sum(axis=-1)[:, None, None]
+    return (p @ np.swapaxes(rot, 1, 2)) * s * s1 + t1
+
+
+def _measures(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``EvalUtil.get_measures`` on distances (N, K) in metres.
+
+    Returns (per-keypoint mean distance (K,), PCK curve averaged over keypoints (100,),
+    AUC averaged over keypoints).
+    """
+    per_joint = dist.mean(axis=0)
+    pck_per_joint = (dist[:, :, None] <= THRESHOLDS_M).mean(axis=0)  # (K, 100)
+    norm = np.trapezoid(np.ones_like(THRESHOLDS_M), THRESHOLDS_M)
+    auc_per_joint = np.trapezoid(pck_per_joint, THRESHOLDS_M, axis=-1) / norm
+    return per_joint, pck_per_joint.mean(axis=0), float(auc_per_joint.mean())
+
+
+def freihand_metrics(pred_xyz: ArrayLike, gt_xyz: ArrayLike) -> dict[str, Any]:
+    """Score predicted 3D keypoints against ground truth the way the FreiHAND benchmark does.
+
+    ``pred_xyz`` and ``gt_xyz`` are (N, 21, 3) camera-frame coordinates in metres (any
+    array-like, e.g. a CPU tensor). Returns JSON-ready python values, errors in mm:
+
+    ``epe_mm``, ``pa_epe_mm``      mean keypoint error, unaligned / after Procrustes
+    ``auc``, ``pa_auc``            area under the PCK curve over 0-50 mm, in [0, 1]
+    ``pck_thresholds_mm``          the 100 thresholds, 0 to 50 inclusive
+    ``pck``, ``pa_pck``            PCK at each threshold, in [0, 1]
+    ``per_joint_epe_mm``, ``per_joint_pa_epe_mm``   21 per-keypoint mean errors
+    ``n``                          number of samples
+    """
+    pred = np.asarray(pred_xyz, dtype=np.float64)
+    gt = np.asarray(gt_xyz, dtype=np.float64)
+    if pred.shape != gt.shape or gt.ndim != 3 or gt.shape[-1] != 3 or gt.shape[0] == 0:
+        raise ValueError(f"expected two equal (N, K, 3) arrays with N > 0, got {pred.shape} and {gt.shape}")
+
+    dist = np.linalg.norm(pred - gt, axis=-1)
+    pa_dist = np.linalg.norm(procrustes_align(gt, pred) - gt, axis=-1)
+    per_joint, pck, auc = _measures(dist)
+    pa_per_joint, pa_pck, pa_auc = _measures(pa_dist)
+    return {
+        "epe_mm": float(per_joint.mean() * 1000.0),
+        "pa_epe_mm": float(pa_per_joint.mean() * 1000.0),
+        "auc": auc,
+        "pa_auc": pa_auc,
+        "pck_thresholds_mm": (THRESHOLDS_M * 1000.0).tolist(),
+        "pck": pck.tolist(),
+        "pa_pck": pa_pck.tolist(),
+        "per_joint_epe_mm": (per_joint * 1000.0).tolist(),
+        "per_joint_pa_epe_mm": (pa_per_joint * 1000.0).tolist(),
+        "n": int(gt.shape[0]),
+    }
