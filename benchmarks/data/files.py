@@ -1,0 +1,138 @@
+"""Reading data set files: checked JSON, checked arrays, image decoding and resizing.
+
+Every check raises ``UserError`` with one line that names the offending file, so that a
+broken download is reported at construction time and not as a crash in the middle of a run.
+
+Images are returned as ``uint8`` tensors of shape (3, H, W) in RGB order. Pixel convention
+everywhere: x right, y down, pixel (row i, col j) covers [j, j+1) x [i, i+1); a resize by
+a factor s maps the continuous coordinate p to s * p exactly (``align_corners=False``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from benchmarks.errors import UserError
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a folder, else a UserError naming it as ``what``."""
+    if not path.is_dir():
+        raise UserError(f"{what} {path}: no such folder")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed (truncated) file is a UserError."""
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: malformed JSON ({err.msg} at line {err.lineno}, "
+                        f"column {err.colno})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: unreadable ({err})") from None
+
+
+def as_array(data: Any, shape: tuple[int | None, ...], path: Path | str) -> np.ndarray:
+    """``data`` as a finite float64 array of ``shape`` (None = any length), else a UserError.
+
+    ``path`` names where the data came from in the error line (a file, or a file and entry).
+    """
+    want = " x ".join("N" if n is None else str(n) for n in shape)
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise UserError(f"{path}: expected numbers of shape {want}, got ragged or "
+                        f"non-numeric entries") from None
+    if arr.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, arr.shape)):
+        raise UserError(f"{path}: expected shape {want}, got {' x '.join(map(str, arr.shape))}")
+    if not np.isfinite(arr).all():
+        raise UserError(f"{path}: holds NaN or infinite values")
+    return arr
+
+
+def require_list(data: Any, path: Path) -> list:
+    """``data`` if it is a JSON list, else a UserError naming the file."""
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list, got {type(data).__name__}")
+    return data
+
+
+def same_count(counts: dict[Path, int]) -> int:
+    """The common length of several files' entries; a mismatch names the odd file."""
+    (first, n), *rest = counts.items()
+    for path, m in rest:
+        if m != n:
+            raise UserError(f"{path}: has {m} entries but {first.name} has {n}")
+    return n
+
+
+def listing(folder: Path) -> set[str]:
+    """File names in ``folder`` (one directory read; cheap even for 130k files)."""
+    return set(os.listdir(folder))
+
+
+def count_numbered(names: set[str], suffix: str = "") -> int:
+    """How many of ``names`` are ``%08d<suffix>.jpg`` (the layout of every image folder here)."""
+    tail = f"{suffix}.jpg"
+    return sum(1 for name in names if len(name) == 8 + len(tail) and name.endswith(tail)
+               and name[:8].isdigit())
+
+
+def require_files(folder: Path, names: list[str], present: set[str] | None = None) -> None:
+    """Every name in ``names`` exists in ``folder``; the first missing one is a UserError."""
+    present = listing(folder) if present is None else present
+    for name in names:
+        if name not in present:
+            raise UserError(f"{folder / name}: missing ({len(names)} images expected in {folder})")
+
+
+def decode(path: Path) -> torch.Tensor:
+    """Decode a JPEG or PNG file (PIL) to a uint8 RGB tensor (3, H, W)."""
+    try:
+        with Image.open(path) as img:
+            pixels = np.ascontiguousarray(np.asarray(img.convert("RGB")).transpose(2, 0, 1))
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot decode image ({' '.join(str(err).split())})") from None
+    return torch.from_numpy(pixels)
+
+
+def resample(image: torch.Tensor, res: int) -> torch.Tensor:
+    """Resize (..., C, H, W) to (..., C, res, res): bilinear, antialiased, pixel-edge aligned.
+
+    Works on uint8 (rounded) and float images alike; a no-op at the same size.
+    """
+    if image.shape[-2:] == (res, res):
+        return image
+    flat = image.reshape(-1, *image.shape[-3:])
+    out = F.interpolate(flat, size=(res, res), mode="bilinear", align_corners=False,
+                        antialias=True)
+    return out.reshape(*image.shape[:-2], res, res)
+
+
+def resize(image: torch.Tensor, res: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Resize a whole (..., H, W) uint8 image to (..., res, res), bilinear with antialiasing.
+
+    Returns the image and the 3x3 affine ``A`` (float64) that maps homogeneous frame pixel
+    coordinates to output pixel coordinates: ``A = diag(res / W, res / H, 1)``. A frame
+    that is not square is stretched; the affine says by how much.
+    """
+    h, w = image.shape[-2:]
+    return resample(image, res), np.diag([res / w, res / h, 1.0])
+
+
+def check_res(res: int) -> int:
+    """A positive integer output size, else a UserError."""
+    if not isinstance(res, (int, np.integer)) or isinstance(res, bool) or res < 1:
+        raise UserError(f"res must be a positive integer number of pixels, got {res!r}")
+    return int(res)
