@@ -1,0 +1,114 @@
+"""Supervised ImageNet-1k initialisation, the baseline every SSL method is measured against.
+
+The weights are either a local file (``method.weights=PATH``: a timm or torchvision
+ResNet state dict, optionally wrapped as ``{"state_dict": ...}``; the classifier ``fc.*``
+is ignored, everything else must fit exactly) or timm's pretrained weights for the
+backbone (``timm.create_model(name, pretrained=True)``, from the Hugging Face hub or its
+local cache; ``method.tag`` picks another weight set, e.g. ``tv_in1k`` for the
+torchvision weights the PeCLR authors started from). Offline with no cached copy and no
+file, the run stops with one line saying how to provide them.
+
+Nothing is trained within the suite: the pre-training is external and is declared as
+such (``external_pretrain``), so a record never passes it off as part of the budget.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Optional
+
+import torch
+from torch import nn
+
+from benchmarks.config import MethodConfig
+from benchmarks.errors import UserError, one_line
+from methods.base import Method
+
+
+@dataclass
+class ImageNetConfig(MethodConfig):
+    name: str = "imagenet"
+    weights: Optional[str] = None   # state dict file; None: timm's pretrained weights
+    tag: Optional[str] = None       # timm weight tag for the download, e.g. "tv_in1k"
+
+
+class ImageNet(Method):
+    name: ClassVar[str] = "imagenet"
+    summary: ClassVar[str] = "supervised ImageNet-1k initialisation (timm weights or a local file)"
+    citation: ClassVar[str] = "He et al., CVPR 2016 / timm"
+    inputs: ClassVar[tuple[str, ...]] = ()
+    passes_per_sample: ClassVar[int] = 0
+    pretrains: ClassVar[bool] = False
+    external_pretrain: ClassVar[str] = "ImageNet-1k supervised (timm weights)"
+    Config = ImageNetConfig
+
+    @classmethod
+    def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
+        """Load ImageNet weights into ``backbone.net`` (in place); UserError when there are none."""
+        net = backbone.net
+        arch = net.pretrained_cfg["architecture"]
+        if cfg.weights:
+            path = Path(cfg.weights).expanduser()
+            state, source = read_state_dict(path), f"method.weights {path}"
+        else:
+            state, source = timm_weights(arch, cfg.tag), f"timm weights for {arch}"
+        load_backbone_state(net, state, source)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (tensors only; ``{"state_dict": ...}`` is unwrapped)."""
+    if not path.is_file():
+        raise UserError(f"method.weights: no such file: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
+        raise UserError(f"method.weights: {path} is not a torch state dict ({one_line(err)[:160]})"
+                        ) from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
+        raise UserError(f"method.weights: {path} holds no state dict of tensors")
+    return dict(obj)
+
+
+def timm_weights(arch: str, tag: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """timm's pretrained ImageNet weights for ``arch`` (from the hub or its cache)."""
+    import timm
+    from huggingface_hub import constants as hub
+
+    name = f"{arch}.{tag}" if tag else arch
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=0)
+    except Exception as err:   # download failures come as OSError, hub and HTTP errors alike
+        reason = ("offline and no cached copy" if hub.HF_HUB_OFFLINE
+                  else f"timm could not fetch {name} ({type(err).__name__}: {one_line(err)[:120]})")
+        raise UserError(f"no ImageNet weights for {arch}: {reason}; pass method.weights=PATH "
+                        f"(a timm or torchvision {arch} state dict)") from None
+    return model.state_dict()
+
+
+def load_backbone_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into the classifier-free timm ``net``: strict apart from the classifier.
+
+    ``num_batches_tracked`` counters may be absent (older torchvision files); torch's
+    BatchNorm fills them in.
+    """
+    classifier = net.pretrained_cfg.get("classifier", "fc")
+    state = {k: v for k, v in state.items() if not k.startswith(f"{classifier}.")}
+    own = net.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    arch = net.pretrained_cfg["architecture"]
+    if missing or unexpected:
+        raise UserError(f"{source} does not fit {arch}: {len(missing)} missing keys "
+                        f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
+    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise UserError(f"{source} does not fit {arch}: {len(wrong)} tensors of the wrong shape, "
+                        f"e.g. {k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
+    net.load_state_dict(state, strict=True)
+
+
+METHOD = ImageNet

@@ -1,0 +1,41 @@
+"""Random initialisation: the no-pre-training baseline.
+
+The backbone keeps timm's own initialisation, as ``timm.create_model(name,
+pretrained=False)`` sets it for ResNets: He-normal convolutions (fan-out), BatchNorm
+weight 1 and bias 0, except the last BatchNorm of every residual branch, which starts at
+zero so that each block starts as the identity. It is drawn under the run's seed by
+whoever builds the backbone. Nothing is trained here, so the
+method costs no pre-training compute; under ``match=total`` its share of the budget goes
+to fine-tuning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from benchmarks.config import MethodConfig
+from methods.base import Method
+
+
+@dataclass
+class RandomConfig(MethodConfig):
+    name: str = "random"
+
+
+class Random(Method):
+    name: ClassVar[str] = "random"
+    summary: ClassVar[str] = "random initialisation, no pre-training (timm's default init)"
+    citation: ClassVar[str] = "He et al., ICCV 2015 (He init) / timm"
+    inputs: ClassVar[tuple[str, ...]] = ()
+    passes_per_sample: ClassVar[int] = 0
+    pretrains: ClassVar[bool] = False
+    Config = RandomConfig
+
+    @classmethod
+    def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
+        """Keep the weights the backbone was created with."""
+
+
+METHOD = Random
