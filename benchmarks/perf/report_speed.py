@@ -1,0 +1,59 @@
+"""How long ``bench report`` takes over 1,000 records.
+
+Writes a synthetic study (every registry method, two backbones, two budgets, both
+protocols, three label fractions, probes, periodic evaluations; a fixed random seed)
+into a temporary folder, then times ``build_report`` on it and prints the seconds.
+
+    python benchmarks/perf/report_speed.py [--records 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.store import write_record
+from eval.report import build_report
+from eval.report.example import example_record
+from methods import MODULES
+
+
+def write_study(results: Path, n_records: int) -> None:
+    """``n_records`` plausible records: 216 groups (24 settings x 9 methods), seed 0 for every
+    group, then seed 1, and so on (1,000 records: four or five seeds per group)."""
+    rng = np.random.default_rng(0)
+    grid = list(itertools.product(("resnet18", "resnet50"), ("1ep", "4ep"), ("pretrain", "total"),
+                                  (0.1, 0.3, 1.0), MODULES))
+    for i in range(n_records):
+        backbone, budget, match, fraction, method = grid[i % len(grid)]
+        error = 9.0 + list(MODULES).index(method) * 0.2 - (budget == "4ep") + 2.0 * (1.0 - fraction)
+        pretrain = 0.0 if method in ("random", "imagenet") else 4e12 * (1 + 3 * (budget == "4ep"))
+        probes = {} if method in ("random", "imagenet") else {
+            "gesture_acc": float(rng.uniform(0.6, 0.9)), "viewpoint_err_deg": float(rng.uniform(8, 20)),
+            "rel_viewpoint_err_deg": float(rng.uniform(3, 9))}
+        write_record(results, example_record(
+            method, i // len(grid), error + float(rng.normal(0, 0.3)), backbone=backbone, budget=budget,
+            match=match, label_fraction=fraction, pretrain_flops=pretrain,
+            finetune_flops=1e12 + (4e12 if match == "total" and pretrain == 0 else 0.0),
+            probes=probes, eval_steps=10))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "runs"
+        write_study(results, args.records)
+        wall, cpu = time.perf_counter(), time.process_time()
+        build_report(results, Path(tmp) / "report")
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"build_report over {args.records} records: {wall:.2f} s wall, {cpu:.2f} s CPU")
+
+
+if __name__ == "__main__":
+    main()

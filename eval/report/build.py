@@ -1,0 +1,199 @@
+"""``build_report``: result records -> tables, figures and an index, the same way every time.
+
+Layout of the output folder (replaced as a whole by every call)::
+
+    index.md                       links every table and figure; lists records left out
+    tables/table<k>_<name>.{md,csv,tex}
+    figures/fig<k>_<name>.{png,pdf}
+    runs.parquet                   one row per run in the tables (the flattened records)
+
+The report is built in a sibling folder and moved into place at the end, so a failed
+call leaves the previous report intact. A folder is only ever replaced if an earlier
+call wrote it (it holds the marker file) or it is empty.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.errors import UserError
+from eval.report import figures, tables
+from eval.report.groups import NothingToShow
+from eval.report.load import RecordProblem, Runs, load_runs
+from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES, aggregate, compare
+
+MARKER = ".bench-report"
+INDEX = "index.md"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One table or figure of the report: where it goes and what the index says about it."""
+
+    stem: str
+    title: str
+    sentence: str
+    make: Callable[[pd.DataFrame, Runs], object]
+
+
+TABLES = (
+    Item("table1_main", "Table 1: main results",
+         "PA-EPE, PA-AUC, EPE and AUC per method and backbone at full labels, with seeds, confidence "
+         "intervals, compute spent and the change against random and ImageNet init.",
+         lambda g, r: tables.main_table(g)),
+    Item("table2_label_efficiency", "Table 2: label efficiency",
+         "PA-EPE per method at each fraction of the labelled training set.",
+         lambda g, r: tables.label_efficiency_table(g)),
+    Item("table3_protocols", "Table 3: compute-matching protocols",
+         "PA-EPE under match=pretrain and match=total, showing whether a gain survives when the "
+         "inits may spend the saved pre-training compute on fine-tuning.",
+         lambda g, r: tables.protocol_table(g)),
+    Item("table4_probes", "Table 4: probes",
+         "Gesture accuracy and absolute and relative viewpoint error of probes on the pre-trained features.",
+         lambda g, r: tables.probe_table(g)),
+    Item("table5_per_joint", "Table 5: per-joint aligned error",
+         "Procrustes-aligned error of each of the 21 joints in FreiHAND order, per method.",
+         lambda g, r: tables.per_joint_table(g)),
+)
+FIGURES = (
+    Item("fig1_pa_epe", "Figure 1: PA-EPE per method",
+         "PA-EPE per method with 95% bootstrap confidence intervals and every seed as a dot.",
+         lambda g, r: figures.pa_epe_per_method(g, r.table)),
+    Item("fig2_pck", "Figure 2: 3D PCK curves",
+         "Aligned and unaligned 3D PCK against the error threshold, with each method's AUC in the legend.",
+         lambda g, r: figures.pck_curves(g)),
+    Item("fig3_label_efficiency", "Figure 3: label efficiency",
+         "PA-EPE against the fraction of labelled data used for fine-tuning.",
+         lambda g, r: figures.label_efficiency(g)),
+    Item("fig4_convergence", "Figure 4: convergence",
+         "PA-EPE of the periodic evaluations against fine-tuning steps.",
+         lambda g, r: figures.convergence(g, r.table, r.evals)),
+    Item("fig5_compute", "Figure 5: accuracy against compute",
+         "PA-EPE against the FLOPs spent on pre-training and fine-tuning.",
+         lambda g, r: figures.accuracy_vs_compute(g)),
+)
+TABLES_NOTE = ("Every setting in the records appears in the tables; a setting shared by all rows of a table "
+               "is stated above it. The CSV files hold the numbers at full precision, one row per group.")
+FIGURES_NOTE = ("Figures show the headline slice: full labels, the largest budget and the default protocol "
+                "(match=pretrain where present), except along the setting a figure plots; one panel per "
+                "backbone (or other setting that still differs).")
+STATISTICS = (
+    "- Each number is over the seeds of one group: runs that share method, backbone, data set, budget, "
+    "protocol (match), label fraction and profile.",
+    "- Mean ± sample standard deviation (ddof=1); n = number of seeds.",
+    f"- {CONFIDENCE:.0%} confidence interval of the mean: percentile bootstrap over seeds, "
+    f"{N_RESAMPLES:,} resamples, fixed random seed.",
+    "- Relative change against random and imagenet: change of the group mean in % of the baseline's "
+    "mean, in the same setting (for errors, negative is better).",
+    f"- Significance marker `*`: two-sided paired t-test over the seeds a group shares with the "
+    f"baseline group, p < {ALPHA:g}. Chosen over a paired bootstrap, which is anti-conservative "
+    "with the few seeds of a typical study.",
+)
+
+
+def _check_out(out_dir: Path, results_dir: Path) -> None:
+    """Refuse an output folder this function did not create (it would be replaced)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {str(out_dir)!r} is a file; give a folder for the report")
+    if results_dir.resolve().is_relative_to(out_dir.resolve()):
+        raise UserError(f"--out {str(out_dir)!r} contains the results folder; choose another folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+        raise UserError(f"--out {str(out_dir)!r} holds files that bench report did not write; "
+                        "choose a new or empty folder (the report replaces its folder on every call)")
+
+
+def _problem_lines(problems: list[RecordProblem]) -> list[str]:
+    if not problems:
+        return ["None: every record was read and is in the tables."]
+    lines = ["| run | status | method | seed | reason |", "|:---|:---|:---|---:|:---|"]
+    for p in problems:
+        cells = [p.run, p.kind, p.method or "", "" if p.seed is None else str(p.seed), p.reason]
+        lines.append("| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |")
+    return lines
+
+
+def _index(runs: Runs, shown: list[str], main: tables.Table | None) -> str:
+    kinds = ("failed", "unreadable", "invalid")
+    counts = ", ".join(f"{sum(p.kind == kind for p in runs.problems)} {kind}" for kind in kinds)
+    lines = ["# handbench report", "",
+             f"Built from {runs.n_files} result records: {len(runs.table)} in the tables, {counts}.", ""]
+    if main is not None:
+        lines += ["## Main result", "",
+                  "Table 1 (details and footnotes in [its file](tables/table1_main.md)).", "",
+                  *([main.setting, ""] if main.setting else []), tables.markdown(main)]
+    lines += ["## Statistics", "", *STATISTICS, "", *shown, "## Records not in the tables", "",
+              *_problem_lines(runs.problems), ""]
+    if not runs.table.empty:
+        lines += ["## Data", "", "[runs.parquet](runs.parquet): one row per run in the tables, the "
+                  "records flattened (metrics, compute, probes, PCK curves, per-joint errors).", ""]
+    return "\n".join(lines)
+
+
+def _section(heading: str, intro: str, items: tuple[Item, ...], render: Callable[[Item], list[Path]],
+             groups: pd.DataFrame | None) -> list[str]:
+    """Render each item; the index lines that link its files or say why it was skipped."""
+    lines = [f"## {heading}", "", intro, ""]
+    for item in items:
+        try:
+            if groups is None:
+                raise NothingToShow("no successful record")
+            paths = render(item)
+        except NothingToShow as why:
+            lines.append(f"- **{item.title}**: skipped, {why}.")
+            continue
+        links = " · ".join(f"[{p.suffix[1:].upper()}]({p.parent.name}/{p.name})" for p in paths)
+        lines.append(f"- **{item.title}** ({links}): {item.sentence}")
+    return [*lines, ""]
+
+
+def _write(runs: Runs, staging: Path) -> str:
+    """Write tables, figures and data into ``staging``; returns the index text."""
+    (staging / "tables").mkdir()
+    (staging / "figures").mkdir()
+    groups = compare(runs.table, aggregate(runs.table)) if not runs.table.empty else None
+    built: dict[str, tables.Table] = {}
+
+    def render_table(item: Item) -> list[Path]:
+        built[item.stem] = item.make(groups, runs)
+        return tables.write(built[item.stem], staging / "tables", item.stem, item.title)
+
+    def render_figure(item: Item) -> list[Path]:
+        with figures.style():
+            return figures.save(item.make(groups, runs), staging / "figures", item.stem)
+
+    sections = (_section("Tables", TABLES_NOTE, TABLES, render_table, groups)
+                + _section("Figures", FIGURES_NOTE, FIGURES, render_figure, groups))
+    if groups is not None:
+        runs.table.to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
+    return _index(runs, sections, built.get(TABLES[0].stem))
+
+
+def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
+    """Build the report of every record under ``results_dir`` into ``out_dir``; returns index.md.
+
+    Raises UserError when there is no record or ``out_dir`` is not safe to replace.
+    """
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    _check_out(out_dir, results_dir)
+    runs = load_runs(results_dir)
+    target = out_dir.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        index = _write(runs, staging)
+        (staging / INDEX).write_text(index, encoding="utf-8")
+        (staging / MARKER).write_text("Written by bench report; the whole folder is replaced by each call.\n",
+                                      encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / INDEX

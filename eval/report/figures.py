@@ -1,0 +1,236 @@
+"""The report's five figures, drawn with seaborn on matplotlib's object API, saved as PNG and PDF.
+
+Every figure uses one method order (``groups.method_order``) and one colour per method
+(:func:`method_colours`). A figure shows the headline slice of the records
+(``groups.headline``: full labels, the largest budget, the default protocol), except along
+the setting it plots (label fraction in Figure 3; budget and protocol in Figure 5); the
+tables hold every setting. Where the shown groups still differ in a setting (e.g. two
+backbones), the figure draws one panel per value. The title states the shared setting.
+Figures are built
+on ``matplotlib.figure.Figure`` (no pyplot, no global backend or style change); build and
+save them inside :func:`style`. Saved files carry no timestamps or version strings, so
+identical records give identical bytes. A builder raises ``groups.NothingToShow`` when
+the records hold nothing for its figure.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import textwrap
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from eval.report.groups import (GROUP_KEYS, SETTING_KEYS, NothingToShow, constant, describe,
+                                fraction_label, headline, match_order, method_order, sort_groups,
+                                varying)
+from methods import MODULES
+
+DPI = 150
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+PANEL_INCHES = (4.2, 3.3)
+LEGEND_INCHES = 1.8
+MIN_WIDTH_INCHES = 7.0
+CHARS_PER_INCH = 11             # title characters per inch of figure width, at the titles' font size
+MAX_COLUMNS = 3
+BASELINE_COLOURS = {"random": (0.6, 0.6, 0.6), "imagenet": (0.15, 0.15, 0.15)}
+MATCH_STYLES = {"pretrain": "-o", "total": "--s"}          # matplotlib fmt: line style and marker
+PA_EPE_LABEL = "PA-EPE (mm), lower is better"
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """Method -> RGB, in method order: grey and black for the random and ImageNet inits, then
+    seaborn's colour-blind palette (without its grey) in registry order, so a registry
+    method keeps its colour whatever else is present; methods outside the registry follow
+    alphabetically (husl colours once the palette runs out)."""
+    ordered = method_order(methods)
+    ranked = [m for m in MODULES if m not in BASELINE_COLOURS]
+    ranked += [m for m in ordered if m not in MODULES and m not in BASELINE_COLOURS]
+    palette = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != 7]
+    if len(ranked) > len(palette):
+        palette += sns.color_palette("husl", len(ranked) - len(palette))
+    colours = {**BASELINE_COLOURS, **{m: tuple(palette[i]) for i, m in enumerate(ranked)}}
+    return {m: colours[m] for m in ordered}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """Seaborn's white-grid style and readable font sizes, for the figures built inside."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
+        yield
+
+
+def save(fig: Figure, directory: Path, stem: str) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` with byte-stable metadata; returns their paths."""
+    png, pdf = directory / f"{stem}.png", directory / f"{stem}.pdf"
+    fig.savefig(png, dpi=DPI, metadata=PNG_METADATA)
+    fig.set_layout_engine("none")           # keep the layout just computed: the PDF need not redo it
+    fig.savefig(pdf, metadata=PDF_METADATA)
+    return [png, pdf]
+
+
+def _panels(frame: pd.DataFrame, exclude: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per combination of the settings that vary in ``frame`` and are not excluded."""
+    frame = sort_groups(frame)
+    keys = [k for k in varying(frame) if k not in exclude]
+    if not keys:
+        return [("", frame)]
+    return [(describe(rows, keys), rows.reset_index(drop=True))
+            for _, rows in frame.groupby(keys, sort=False)]
+
+
+def _title(fig: Figure, title: str, shown: pd.DataFrame) -> None:
+    """The figure's claim, and below it the setting every panel shares, wrapped to the figure."""
+    width = int(fig.get_figwidth() * CHARS_PER_INCH)
+    setting = describe(shown, constant(shown, SETTING_KEYS))
+    fig.suptitle("\n".join([textwrap.fill(title, width), textwrap.fill(setting, width)]), fontsize="medium")
+
+
+def _grid(n_panels: int, title: str, shown: pd.DataFrame) -> tuple[Figure, list[Axes]]:
+    columns = min(n_panels, MAX_COLUMNS)
+    rows = math.ceil(n_panels / columns)
+    fig = Figure(figsize=(max(columns * PANEL_INCHES[0] + LEGEND_INCHES, MIN_WIDTH_INCHES),
+                          rows * PANEL_INCHES[1] + 0.7), layout="constrained")
+    axes = list(fig.subplots(rows, columns, squeeze=False).ravel())
+    for ax in axes[n_panels:]:
+        ax.remove()
+    _title(fig, title, shown)
+    return fig, axes[:n_panels]
+
+
+def _method_legend(fig: Figure, colours: dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
+    handles = [Line2D([], [], color=c, marker="o", label=m) for m, c in colours.items()]
+    fig.legend(handles=[*handles, *extra], loc="outside right center", frameon=False, title="method")
+
+
+def _interval_bars(ax: Axes, x: Sequence[float], rows: pd.DataFrame, colour: tuple, fmt: str) -> None:
+    """Mean PA-EPE with its bootstrap CI as error bars (a bare marker where n < 2)."""
+    mean = rows["pa_epe_mm_mean"].to_numpy()
+    low = np.nan_to_num(mean - rows["pa_epe_mm_ci_low"].to_numpy())
+    high = np.nan_to_num(rows["pa_epe_mm_ci_high"].to_numpy() - mean)
+    ax.errorbar(x, mean, yerr=np.stack([low, high]), fmt=fmt, color=colour, capsize=3, markersize=5, zorder=3)
+
+
+def pa_epe_per_method(groups: pd.DataFrame, runs: pd.DataFrame) -> Figure:
+    """Figure 1: PA-EPE per method with 95% bootstrap CIs, single seeds as dots beside them."""
+    main = headline(groups)
+    colours = method_colours(main["method"])
+    panels = _panels(main, exclude=("method",))
+    fig, axes = _grid(len(panels), "PA-EPE per method: mean and 95% bootstrap CI over seeds "
+                                   "(small dots: single seeds)", main)
+    for ax, (title, rows) in zip(axes, panels):
+        methods = list(rows["method"])
+        seeds = runs.merge(rows[list(GROUP_KEYS)], on=list(GROUP_KEYS))
+        for i, method in enumerate(methods):
+            values = seeds.loc[seeds["method"] == method, "pa_epe_mm"].to_numpy()
+            ax.scatter(np.full(len(values), i + 0.15), values, s=12, color=colours[method], alpha=0.6,
+                       linewidths=0, zorder=2)
+            _interval_bars(ax, [i], rows[rows["method"] == method], colours[method], "o")
+        ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right")
+        ax.set_xlim(-0.6, len(methods) - 0.4)
+        ax.set(xlabel="", ylabel=PA_EPE_LABEL, title=title)
+    return fig
+
+
+def pck_curves(groups: pd.DataFrame) -> Figure:
+    """Figure 2: 3D PCK curves, aligned and unaligned, mean over seeds, AUC in the legend."""
+    main = headline(groups)
+    colours = method_colours(main["method"])
+    panels = _panels(main, exclude=("method",))
+    fig = Figure(figsize=(2 * PANEL_INCHES[0] + 0.4, len(panels) * PANEL_INCHES[1] + 0.7),
+                 layout="constrained")
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    low, high = main["pck_thresholds_mm"].iat[0][0], main["pck_thresholds_mm"].iat[0][-1]
+    _title(fig, "3D PCK against error threshold, mean over seeds; "
+                f"AUC over {low:g}-{high:g} mm in the legend", main)
+    views = (("pa_pck_mean", "pa_auc_mean", "aligned (Procrustes)"), ("pck_mean", "auc_mean", "unaligned"))
+    for row_axes, (title, rows) in zip(axes, panels):
+        for ax, (curve, auc, view) in zip(row_axes, views):
+            for i, method in enumerate(rows["method"]):
+                ax.plot(rows["pck_thresholds_mm"].iat[i], rows[curve].iat[i], color=colours[method],
+                        label=f"{method} (AUC {rows[auc].iat[i]:.3f})")
+            ax.set(xlabel="error threshold (mm)", ylabel="3D PCK (fraction of keypoints)", ylim=(0, 1.01),
+                   xlim=(low, high), title=view + (f" · {title}" if title else ""))
+            ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def label_efficiency(groups: pd.DataFrame) -> Figure:
+    """Figure 3: PA-EPE against the fraction of labelled data used for fine-tuning."""
+    shown = headline(groups, keep=("label_fraction",))
+    if shown["label_fraction"].nunique() < 2:
+        raise NothingToShow("every record was fine-tuned with the same label fraction")
+    colours = method_colours(shown["method"])
+    panels = _panels(shown, exclude=("method", "label_fraction"))
+    fig, axes = _grid(len(panels), "PA-EPE against labelled data: mean and 95% bootstrap CI over seeds",
+                      shown)
+    fractions = sorted(shown["label_fraction"].unique())
+    for ax, (title, rows) in zip(axes, panels):
+        for method, lines in rows.groupby("method", sort=False):
+            lines = lines.sort_values("label_fraction")
+            _interval_bars(ax, lines["label_fraction"].to_list(), lines, colours[method], "-o")
+        ax.set_xscale("log")
+        ax.set_xticks(fractions, [fraction_label(f) for f in fractions])
+        ax.minorticks_off()
+        ax.set(xlabel="labelled training data (log scale)", ylabel=PA_EPE_LABEL, title=title)
+    _method_legend(fig, colours)
+    return fig
+
+
+def convergence(groups: pd.DataFrame, runs: pd.DataFrame, evals: pd.DataFrame) -> Figure:
+    """Figure 4: PA-EPE during fine-tuning against fine-tuning steps, mean ± 1 sd over seeds."""
+    main = headline(groups)
+    keys = list(GROUP_KEYS)
+    points = evals.merge(runs[["run", *keys]], on="run").merge(main[keys], on=keys)
+    if points.empty:
+        raise NothingToShow("no record has periodic fine-tuning evaluations (curves.eval)")
+    with_points = main.merge(points[keys].drop_duplicates(), on=keys)
+    colours = method_colours(with_points["method"])
+    panels = _panels(with_points, exclude=("method",))
+    fig, axes = _grid(len(panels), "Convergence: PA-EPE during fine-tuning, mean ± 1 sd over seeds",
+                      with_points)
+    for ax, (title, rows) in zip(axes, panels):
+        shown = points.merge(rows[keys], on=keys)
+        for method in rows["method"]:
+            curve = shown[shown["method"] == method].groupby("step")["pa_epe_mm"].agg(["mean", "std"])
+            step, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), curve["std"].to_numpy()
+            ax.plot(step, mean, color=colours[method])
+            ax.fill_between(step, mean - std, mean + std, color=colours[method], alpha=0.2, linewidth=0)
+        ax.set(xlabel="fine-tuning step", ylabel=PA_EPE_LABEL, title=title)
+    _method_legend(fig, colours)
+    return fig
+
+
+def accuracy_vs_compute(groups: pd.DataFrame) -> Figure:
+    """Figure 5: PA-EPE against compute spent (pre-training + fine-tuning FLOPs, log scale)."""
+    main = headline(groups, keep=("budget", "match"))
+    main = main[main["total_flops_mean"] > 0]
+    if main.empty:
+        raise NothingToShow("no record reports compute spent")
+    colours = method_colours(main["method"])
+    panels = _panels(main, exclude=("method", "budget", "match"))
+    externals = sorted({e for e in main["external_pretrain"] if isinstance(e, str)})
+    fig, axes = _grid(len(panels), "PA-EPE against compute spent: mean and 95% bootstrap CI over seeds"
+                      + (f"; external pre-training not counted ({'; '.join(externals)})" if externals else ""),
+                      main)
+    matches = match_order(main["match"])
+    styles = {m: MATCH_STYLES.get(m, ":^") for m in matches}
+    for ax, (title, rows) in zip(axes, panels):
+        for (method, match), line in rows.groupby(["method", "match"], sort=False):
+            line = line.sort_values("total_flops_mean")
+            x = line["total_flops_mean"].to_list()
+            _interval_bars(ax, x, line, colours[method], styles[match])
+        ax.set_xscale("log")
+        ax.set(xlabel="compute spent: pre-training + fine-tuning (FLOPs, log scale)", ylabel=PA_EPE_LABEL,
+               title=title)
+    extra = [Line2D([], [], color="black", marker=styles[m][-1], linestyle=styles[m][:-1], label=f"match={m}")
+             for m in matches] if len(matches) > 1 else []
+    _method_legend(fig, colours, extra)
+    return fig

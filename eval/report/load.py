@@ -1,0 +1,217 @@
+"""Read the result records under a results folder into one table of runs.
+
+Every record in the folder (``<results>/<run_id>/result.json``, as ``benchmarks.store``
+writes them) is read in path order. A record enters the tables only when it is a
+complete, successful record of the schema this report reads; every other record is kept
+as a :class:`RecordProblem` (which run, why), so the report lists it instead of dropping it.
+
+Units are those of the record: errors in millimetres, AUC and PCK as fractions in [0, 1],
+compute in FLOPs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.errors import UserError, one_line
+from benchmarks.store import RECORD, SCHEMA
+
+METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
+JOINTS: tuple[str, ...] = (                      # FreiHAND keypoint order
+    "wrist",
+    "thumb CMC", "thumb MCP", "thumb IP", "thumb tip",
+    "index MCP", "index PIP", "index DIP", "index tip",
+    "middle MCP", "middle PIP", "middle DIP", "middle tip",
+    "ring MCP", "ring PIP", "ring DIP", "ring tip",
+    "little MCP", "little PIP", "little DIP", "little tip",
+)
+PROBE_PREFIX = "probe_"
+TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
+EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record that is not in the tables.
+
+    ``run`` is the record's folder relative to the results folder; ``kind`` is "failed"
+    (the run reported an error), "unreadable" (not a JSON object, e.g. truncated) or
+    "invalid" (JSON that breaks the record contract); ``reason`` is one line.
+    """
+
+    run: str
+    kind: str
+    reason: str
+    method: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The records of one results folder.
+
+    ``table``: one row per successful record (``run``, the group keys, ``seed``, the four
+    scalar metrics, ``pretrain_flops``, ``finetune_flops``, ``total_flops``, ``wall_s``,
+    ``external_pretrain``, one ``probe_<name>`` column per probe, and the array columns
+    ``pck_thresholds_mm``, ``pck``, ``pa_pck``, ``per_joint_pa_epe_mm`` as 1-D float arrays).
+    ``evals``: the periodic fine-tuning evaluations (``run``, ``step``, ``images``,
+    ``pa_epe_mm``, ``epe_mm``), one row per evaluation. ``problems``: every record that is
+    not in ``table``, in path order. ``n_files``: how many records were found.
+    """
+
+    table: pd.DataFrame
+    evals: pd.DataFrame
+    problems: list[RecordProblem]
+    n_files: int
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _get(record: dict[str, Any], dotted: str) -> Any:
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise _Invalid(f"missing {dotted}")
+        value = value[part]
+    return value
+
+
+def _number(record: dict[str, Any], dotted: str, minimum: float | None = None) -> float:
+    value = _get(record, dotted)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid(f"{dotted} is {value!r}, not a finite number")
+    if minimum is not None and value < minimum:
+        raise _Invalid(f"{dotted} is {value!r}, below {minimum:g}")
+    return float(value)
+
+
+def _numbers(record: dict[str, Any], dotted: str, length: int | None = None) -> np.ndarray:
+    value = _get(record, dotted)
+    try:
+        array = np.asarray(value, dtype=float) if isinstance(value, list) else None
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.ndim != 1 or not np.isfinite(array).all():
+        raise _Invalid(f"{dotted} is not a list of finite numbers")
+    if length is not None and len(array) != length:
+        raise _Invalid(f"{dotted} has {len(array)} values, expected {length}")
+    return array
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = _get(record, key)
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"{key} is {value!r}, not a non-empty string")
+    return value
+
+
+def _row(record: dict[str, Any], run: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The table row and evaluation rows of a successful record; raises _Invalid."""
+    row: dict[str, Any] = {"run": run}
+    for key in TEXT_FIELDS:
+        row[key] = _text(record, key)
+    seed = _get(record, "seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _Invalid(f"seed is {seed!r}, not an integer")
+    row["seed"] = seed
+    row["label_fraction"] = _number(record, "label_fraction", minimum=0.0)
+    for metric in METRICS:
+        row[metric] = _number(record, f"metrics.{metric}", minimum=0.0)
+    thresholds = _numbers(record, "metrics.pck_thresholds_mm")
+    row["pck_thresholds_mm"] = thresholds
+    row["pck"] = _numbers(record, "metrics.pck", len(thresholds))
+    row["pa_pck"] = _numbers(record, "metrics.pa_pck", len(thresholds))
+    row["per_joint_pa_epe_mm"] = _numbers(record, "metrics.per_joint_pa_epe_mm", len(JOINTS))
+    row["pretrain_flops"] = _number(record, "compute.pretrain_flops", minimum=0.0)
+    row["finetune_flops"] = _number(record, "compute.finetune_flops", minimum=0.0)
+    row["total_flops"] = row["pretrain_flops"] + row["finetune_flops"]
+    row["wall_s"] = _number(record, "compute.wall_s", minimum=0.0)
+    external = record["compute"].get("external_pretrain")
+    row["external_pretrain"] = external if isinstance(external, str) and external else None
+    probes = record.get("probes") or {}
+    if not isinstance(probes, dict):
+        raise _Invalid("probes is not an object")
+    for name in sorted(probes):
+        if probes[name] is not None:                # a probe that was not run
+            row[PROBE_PREFIX + name] = _number(record, f"probes.{name}")
+    curves = record.get("curves") or {}
+    points = (curves.get("eval") or []) if isinstance(curves, dict) else None
+    if not isinstance(points, list):
+        raise _Invalid("curves.eval is not a list")
+    evals = []
+    for i, point in enumerate(points):
+        try:
+            evals.append({"run": run, **{key: _number(point, key, minimum=0.0) for key in EVAL_FIELDS}})
+        except _Invalid as err:
+            raise _Invalid(f"curves.eval[{i}]: {err}") from None
+    return row, evals
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """The record as a dict; raises _Invalid with a one-line reason if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise _Invalid(f"cannot read: {err}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        if not text.rstrip().endswith("}"):
+            raise _Invalid(f"truncated JSON: the file ends after {len(text)} bytes, "
+                           f"before the record is complete ({err.msg})") from None
+        raise _Invalid(f"not valid JSON: {err}") from None
+    if not isinstance(record, dict):
+        raise _Invalid(f"a JSON {type(record).__name__}, not a record object")
+    return record
+
+
+def load_runs(results_dir: Path) -> Runs:
+    """Read every record below ``results_dir``; raises UserError if there is none."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"no results folder {str(results_dir)!r}; pass --results DIR with the run records")
+    paths = sorted(results_dir.glob(f"*/{RECORD}"))
+    if not paths:
+        raise UserError(f"no records in {str(results_dir)!r} (expected <run_id>/{RECORD} files)")
+    rows: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    problems: list[RecordProblem] = []
+    for path in paths:
+        run = path.parent.name
+        try:
+            record = _parse(path)
+        except _Invalid as err:
+            problems.append(RecordProblem(run, "unreadable", one_line(err)))
+            continue
+        method = record.get("method") if isinstance(record.get("method"), str) else None
+        seed = record.get("seed") if isinstance(record.get("seed"), int) else None
+        try:
+            if record.get("schema") != SCHEMA:
+                raise _Invalid(f"schema {record.get('schema')!r}; this report reads schema {SCHEMA}")
+            status = record.get("status")
+            if status == "failed":
+                error = record.get("error") or "no error message in the record"
+                problems.append(RecordProblem(run, "failed", one_line(error), method, seed))
+                continue
+            if status != "ok":
+                raise _Invalid(f"status {status!r}, expected 'ok' or 'failed'")
+            row, run_evals = _row(record, run)
+        except _Invalid as err:
+            problems.append(RecordProblem(run, "invalid", one_line(err), method, seed))
+            continue
+        rows.append(row)
+        evals.extend(run_evals)
+    table = pd.DataFrame(rows)
+    if rows:
+        probes = sorted(c for c in table.columns if c.startswith(PROBE_PREFIX))
+        table = table[[c for c in table.columns if not c.startswith(PROBE_PREFIX)] + probes]
+    evals_frame = pd.DataFrame(evals, columns=["run", *EVAL_FIELDS])
+    return Runs(table, evals_frame, problems, len(paths))

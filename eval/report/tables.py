@@ -1,0 +1,261 @@
+"""The report's five tables, each written as Markdown, CSV and LaTeX.
+
+A builder takes the group statistics (``stats.compare(...)`` output) and returns a
+:class:`Table`: ``shown`` holds the formatted cells of the Markdown and LaTeX versions,
+``data`` the numbers behind them for the CSV (one row per group, or per group and joint,
+full precision; column names say the unit). Setting keys that take one value in a table
+are stated once above it instead of as columns. A builder raises
+``groups.NothingToShow`` when the records hold nothing for its table.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eval.report.groups import (BASELINES, SETTING_KEYS, NothingToShow, at_full_labels, constant,
+                                describe, fraction_label, match_order, sort_groups, varying)
+from eval.report.load import JOINTS, METRICS, PROBE_PREFIX
+from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES
+
+MISSING = "–"
+HEADERS = {"data": "data", "profile": "profile", "budget": "budget", "match": "match",
+           "label_fraction": "labels", "backbone": "backbone", "method": "method"}
+PROBES = {"gesture_acc": "gesture accuracy", "viewpoint_err_deg": "viewpoint error (deg)",
+          "rel_viewpoint_err_deg": "relative viewpoint error (deg)"}
+STATS_NOTE = (f"Mean ± sample standard deviation (ddof=1) over seeds; {CONFIDENCE:.0%} CI: percentile "
+              f"bootstrap of the mean, {N_RESAMPLES:,} resamples.")
+CHANGE_NOTE = (f"vs random / vs imagenet: relative change of the mean PA-EPE against that init in the "
+               f"same setting (negative = lower error = better); * = paired t-test over the seeds "
+               f"shared with that baseline, two-sided p < {ALPHA:g}.")
+LATEX = {"±": r"$\pm$", "–": "--", "·": r"$\cdot$"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: formatted cells (``shown``), its numbers (``data``), and the text around it."""
+
+    shown: pd.DataFrame
+    data: pd.DataFrame
+    setting: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    label_columns: int = 1          # leading columns that hold names, not numbers
+
+
+def _num(value: float, digits: int) -> str:
+    return MISSING if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def mean_std(mean: float, std: float, digits: int) -> str:
+    """"7.12 ± 0.10"; the mean alone when the std is undefined (one seed)."""
+    if math.isnan(mean):
+        return MISSING
+    return _num(mean, digits) if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def interval(low: float, high: float, digits: int) -> str:
+    return MISSING if math.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def change(pct: float, p: float) -> str:
+    """"-14.5%*": relative change with the significance marker; empty without a baseline."""
+    if math.isnan(pct):
+        return ""
+    return f"{pct:+.1f}%" + ("*" if p < ALPHA else "")
+
+
+def flops(value: float) -> str:
+    """FLOPs with an SI prefix, three significant digits: 3.2e15 -> "3.20 PFLOP"."""
+    scale, unit = next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"), (1e12, "TFLOP"),
+                                            (1e9, "GFLOP"), (1e6, "MFLOP")) if value >= s), (1.0, "FLOP"))
+    scaled = value / scale
+    decimals = 0 if scaled == 0 else max(0, 2 - math.floor(math.log10(scaled)))
+    return f"{scaled:.{decimals}f} {unit}"
+
+
+def _labels(groups: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The label columns of a shown table: the given setting keys, then method."""
+    shown = pd.DataFrame({HEADERS[key]: groups[key] for key in keys})
+    if "label_fraction" in keys:
+        shown[HEADERS["label_fraction"]] = groups["label_fraction"].map(fraction_label)
+    shown["method"] = groups["method"]
+    return shown
+
+
+def _data(groups: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    data = groups[[*SETTING_KEYS, "method", *columns]].copy()
+    if "seeds" in data.columns:
+        data["seeds"] = data["seeds"].map(lambda seeds: ";".join(map(str, seeds)))
+    return data
+
+
+def main_table(groups: pd.DataFrame) -> Table:
+    """Table 1: method x backbone -> PA-EPE, PA-AUC, EPE, AUC, compute, change vs baselines."""
+    main = sort_groups(at_full_labels(groups))
+    keys = [k for k in varying(main) if k != "backbone"] + ["backbone"]
+    shown = _labels(main, keys)
+    shown["PA-EPE (mm)"] = [mean_std(m, s, 2) for m, s in zip(main["pa_epe_mm_mean"], main["pa_epe_mm_std"])]
+    shown[f"PA-EPE {CONFIDENCE:.0%} CI"] = [interval(lo, hi, 2) for lo, hi in
+                                           zip(main["pa_epe_mm_ci_low"], main["pa_epe_mm_ci_high"])]
+    shown["PA-AUC"] = [mean_std(m, s, 3) for m, s in zip(main["pa_auc_mean"], main["pa_auc_std"])]
+    shown["EPE (mm)"] = [mean_std(m, s, 2) for m, s in zip(main["epe_mm_mean"], main["epe_mm_std"])]
+    shown["AUC"] = [mean_std(m, s, 3) for m, s in zip(main["auc_mean"], main["auc_std"])]
+    shown["n"] = main["n"].astype(str)
+    shown["compute"] = [flops(f) + (" + ext." if isinstance(ext, str) else "")
+                        for f, ext in zip(main["total_flops_mean"], main["external_pretrain"])]
+    for baseline in BASELINES:
+        changes = zip(main[f"pa_epe_mm_vs_{baseline}_pct"], main[f"pa_epe_mm_vs_{baseline}_p"])
+        shown[f"vs {baseline}"] = [change(pct, p) for pct, p in changes]
+    columns = ["n", "seeds"]
+    for metric in METRICS:
+        columns += [f"{metric}_{s}" for s in ("mean", "std", "ci_low", "ci_high")]
+    columns += ["pretrain_flops_mean", "finetune_flops_mean", "total_flops_mean", "wall_s_mean",
+                "external_pretrain"]
+    for baseline in BASELINES:
+        for metric in METRICS:
+            columns += [f"{metric}_vs_{baseline}_{s}" for s in ("pct", "diff", "pairs", "p")]
+    externals = sorted(set(main["external_pretrain"].dropna()))
+    notes = [STATS_NOTE, CHANGE_NOTE,
+             "compute: FLOPs spent on pre-training + fine-tuning, mean over seeds."]
+    if externals:
+        notes.append(f"ext.: the backbone started from external pre-training ({'; '.join(externals)}) "
+                     "whose compute is not counted.")
+    return Table(shown, _data(main, columns), describe(main, constant(main, [k for k in SETTING_KEYS
+                                                                            if k != "backbone"])),
+                 tuple(notes), len(keys) + 1)
+
+
+def label_efficiency_table(groups: pd.DataFrame) -> Table:
+    """Table 2: PA-EPE per method (rows) and label fraction (columns)."""
+    if groups["label_fraction"].nunique() < 2:
+        raise NothingToShow("every record was fine-tuned with the same label fraction")
+    ordered = sort_groups(groups)
+    keys = [k for k in varying(ordered) if k != "label_fraction"]
+    rows = ordered.drop_duplicates([*keys, "method"])[[*keys, "method"]].reset_index(drop=True)
+    shown = _labels(rows, keys)
+    for fraction in sorted(ordered["label_fraction"].unique()):
+        cells = ordered[ordered["label_fraction"] == fraction]
+        cells = rows.merge(cells, on=[*keys, "method"], how="left")
+        shown[f"PA-EPE (mm), {fraction_label(fraction)} labels"] = [
+            mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
+    data = _data(ordered, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
+                           "pa_epe_mm_ci_high", "pa_epe_mm_vs_random_pct", "pa_epe_mm_vs_random_p"])
+    setting = describe(ordered, constant(ordered, [k for k in SETTING_KEYS if k != "label_fraction"]))
+    return Table(shown, data, setting, (STATS_NOTE, "Labels: the fraction of the labelled training "
+                                        "set used for fine-tuning; n per cell in the CSV."), len(keys) + 1)
+
+
+def protocol_table(groups: pd.DataFrame) -> Table:
+    """Table 3: PA-EPE and change vs random under match=pretrain and match=total, side by side."""
+    main = sort_groups(at_full_labels(groups))
+    if main["match"].nunique() < 2:
+        raise NothingToShow(f"every record used the same protocol (match={main['match'].iat[0]})")
+    keys = [k for k in varying(main) if k != "match"]
+    rows = main.drop_duplicates([*keys, "method"])[[*keys, "method"]].reset_index(drop=True)
+    shown = _labels(rows, keys)
+    for match in match_order(main["match"]):
+        cells = rows.merge(main[main["match"] == match], on=[*keys, "method"], how="left")
+        shown[f"PA-EPE (mm), match={match}"] = [
+            mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
+        changes = zip(cells["pa_epe_mm_vs_random_pct"], cells["pa_epe_mm_vs_random_p"])
+        shown[f"vs random, match={match}"] = [change(pct, p) for pct, p in changes]
+    data = _data(main, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
+                        "pa_epe_mm_ci_high", "total_flops_mean", "pa_epe_mm_vs_random_pct",
+                        "pa_epe_mm_vs_random_p"])
+    notes = (STATS_NOTE, CHANGE_NOTE.replace("vs random / vs imagenet", "vs random"),
+             "match=pretrain: every method gets the same pre-training compute and the same fine-tuning; "
+             "match=total: the same pre-training + fine-tuning compute, so an init without "
+             "pre-training fine-tunes longer.")
+    setting = describe(main, constant(main, [k for k in SETTING_KEYS if k != "match"]))
+    return Table(shown, data, setting, notes, len(keys) + 1)
+
+
+def probe_table(groups: pd.DataFrame) -> Table:
+    """Table 4: probe results (gesture accuracy, viewpoint errors) of the groups that have them,
+    at full labels (probes read the pre-trained backbone, so label fractions repeat them)."""
+    probes = sorted(c[:-len("_mean")] for c in groups.columns
+                    if c.startswith(PROBE_PREFIX) and c.endswith("_mean"))
+    if not probes:
+        raise NothingToShow("no record has probe results")
+    with_probes = sort_groups(at_full_labels(groups[groups[[f"{p}_n" for p in probes]].sum(axis=1) > 0]))
+    keys = varying(with_probes)
+    shown = _labels(with_probes, keys)
+    columns = ["n", "seeds"]
+    for probe in probes:
+        name = probe[len(PROBE_PREFIX):]
+        digits = 2 if name.endswith("_deg") else 3
+        shown[PROBES.get(name, name)] = [mean_std(m, s, digits) for m, s in
+                                         zip(with_probes[f"{probe}_mean"], with_probes[f"{probe}_std"])]
+        columns += [f"{probe}_{s}" for s in ("mean", "std", "n")]
+    notes = (STATS_NOTE, "Probes are fitted on the pre-trained backbone's features; viewpoint errors "
+             "in degrees (lower is better), accuracy as recorded (higher is better).")
+    return Table(shown, _data(with_probes, columns), describe(with_probes, constant(with_probes)),
+                 notes, len(keys) + 1)
+
+
+def per_joint_table(groups: pd.DataFrame) -> Table:
+    """Table 5: aligned (PA) error of each joint (columns, FreiHAND order) per group (rows)."""
+    main = sort_groups(at_full_labels(groups))
+    keys = varying(main)
+    means = np.stack(main["per_joint_pa_epe_mm_mean"].to_list())          # (groups, joints)
+    stds = np.stack(main["per_joint_pa_epe_mm_std"].to_list())
+    shown = _labels(main, keys)
+    for j, joint in enumerate(JOINTS):
+        shown[joint] = [_num(v, 2) for v in means[:, j]]
+    shown["mean"] = [_num(v, 2) for v in means.mean(axis=1)]
+    data = main.loc[main.index.repeat(len(JOINTS)), [*SETTING_KEYS, "method", "n"]].reset_index(drop=True)
+    data["joint_index"] = np.tile(np.arange(len(JOINTS)), len(main))
+    data["joint"] = np.tile(np.array(JOINTS), len(main))
+    data["pa_epe_mm_mean"] = means.ravel()
+    data["pa_epe_mm_std"] = stds.ravel()
+    notes = ("PA-EPE (mm) per joint after per-sample Procrustes alignment, mean over seeds "
+             "(standard deviations in the CSV, one row per group and joint); joints in FreiHAND "
+             "order: wrist, then thumb CMC, MCP, IP, tip and each finger's MCP, PIP, DIP, tip.",)
+    return Table(shown, data, describe(main, constant(main)), notes, len(keys) + 1)
+
+
+def markdown(table: Table) -> str:
+    """The table as a GitHub Markdown pipe table (label columns left, numbers right-aligned)."""
+    def cell(text: object) -> str:
+        return str(text).replace("|", r"\|")
+
+    columns = list(table.shown.columns)
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |",
+             "|" + "|".join(":---" if i < table.label_columns else "---:" for i in range(len(columns))) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in table.shown.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text)
+
+
+def latex(table: Table, title: str, label: str) -> str:
+    """The table as a LaTeX ``table`` float (booktabs rules; needs ``\\usepackage{booktabs}``)."""
+    caption = " ".join(latex_escape(part if part.endswith(".") else part + ".")
+                       for part in (title, table.setting, *table.notes) if part)
+    styler = table.shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    text = styler.to_latex(caption=caption, label=label, hrules=True, position_float="centering",
+                           column_format="l" * table.label_columns
+                           + "r" * (table.shown.shape[1] - table.label_columns))
+    for symbol, command in LATEX.items():
+        text = text.replace(symbol, command)
+    return text
+
+
+def write(table: Table, directory: Path, stem: str, title: str) -> list[Path]:
+    """Write ``<stem>.md``, ``.csv`` and ``.tex`` into ``directory``; returns their paths."""
+    header = [f"# {title}", ""] + ([table.setting, ""] if table.setting else [])
+    md = "\n".join(header) + "\n" + markdown(table) + "\n" + "\n\n".join(table.notes) + "\n"
+    paths = [directory / f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+    paths[0].write_text(md, encoding="utf-8")
+    table.data.to_csv(paths[1], index=False, lineterminator="\n")
+    paths[2].write_text(latex(table, title, f"tab:{stem}"), encoding="utf-8")
+    return paths
