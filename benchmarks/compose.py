@@ -32,16 +32,17 @@ def _store_schemas() -> None:
 
 
 def _hydra_message(err: Exception) -> str:
-    """Hydra's messages run over several lines with a hint; keep the line that matters."""
+    """Hydra's messages run over several lines with a hint; keep what names the problem."""
     text = str(err)
-    cause = err.__cause__
-    if cause is not None and isinstance(cause, OmegaConfBaseException):
-        text = str(cause).splitlines()[0] if str(cause) else text
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    cause = err.__cause__ or err.__context__
     m = re.search(r"Could not override '([^']+)'", text)
-    if m and "not in" in text or (m and "Key" in text):
-        key = m.group(1)
-        return f"unknown config key {key!r} ({one_line(first)})"
+    if m and re.search(r"Key '[^']+' not in|not in struct|ConfigKeyError", text + repr(cause)):
+        return f"unknown config key {m.group(1)!r}: not in the schema (see benchmarks/config.py)"
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        return one_line(f"{key}: {first}" if key else first)
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return one_line(first)
 
 
@@ -52,6 +53,9 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     for word in overrides:
         if "=" not in word:
             raise UserError(f"expected a key=value override, got {word!r}")
+        if word[0] in "+~":
+            raise UserError(f"{word!r}: only existing keys can be set (key=value); "
+                            f"the schema has no optional keys to add or delete")
     group_choice = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in overrides}
     if "method" in group_choice:
         import methods

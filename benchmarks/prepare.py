@@ -1,0 +1,122 @@
+"""The data one run needs, resolved before the run starts.
+
+Synthetic products are generated on first use into a cache folder (``data.cache``, else
+``$BENCH_DATA``, else ``~/.cache/handbench``) keyed by kind, size, resolution and seed, under
+a file lock so that concurrent runs generate each product once; real data sets are validated
+when opened. Small data sets are decoded once into memory (``TensorSource``); large real ones
+stay file-backed and stream through DataLoader workers.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+from torch.utils.data import Dataset, default_collate
+
+from benchmarks.batches import TensorSource
+from benchmarks.data import FreiHAND, Mixture, Triplets, open_source, split_ids
+from benchmarks.locks import file_lock
+
+PRELOAD_MAX = 20_000          # items; above this a set streams from disk
+WILD_FRAME = 2                # wild frames are rendered at this multiple of the crop size
+
+
+def data_cache(cfg: DictConfig) -> Path:
+    root = cfg.data.cache or os.environ.get("BENCH_DATA") or "~/.cache/handbench"
+    return Path(os.path.expanduser(root))
+
+
+def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int | None = None) -> Path:
+    """The folder of a synthetic product, generated once (atomically) and then reused."""
+    from benchmarks import synth
+
+    name = f"{kind}-n{n}-r{res}-s{seed}" + (f"-e{eval_n}" if eval_n else "")
+    folder = cache / "synth" / name
+    if (folder / "synth.json").exists():
+        return folder
+    with file_lock(cache / "synth" / f"{name}.lock"):
+        if not (folder / "synth.json").exists():
+            tmp = cache / "synth" / f".{name}.tmp{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            synth.generate(kind, tmp, n=n, res=res, seed=seed, eval_n=eval_n)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+    return folder
+
+
+def to_tensors(ds: Dataset, keys: tuple[str, ...] | None = None) -> TensorSource:
+    items = [ds[i] for i in range(len(ds))]
+    batch = default_collate(items)
+    return TensorSource({k: v for k, v in batch.items() if keys is None or k in keys})
+
+
+class Data:
+    """Resolves every data set of ``cfg``; raises ``UserError`` on missing or malformed data."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.cache = data_cache(cfg)
+        d = cfg.data
+        if d.name == "synthetic":
+            self.lab_root = synthetic("lab", self.cache, d.n_train, d.res, d.world_seed, d.n_eval)
+        else:
+            self.lab_root = Path(os.path.expanduser(d.root))
+        preload = d.name == "synthetic"
+        self._train_all = FreiHAND(self.lab_root, "train", d.res, preload=False)
+        self._eval = FreiHAND(self.lab_root, "eval", d.res, preload=preload)
+        self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
+        self._mixture = Mixture(self.sources, [s.weight for s in cfg.pretrain.sources],
+                                seed=cfg.data.world_seed)
+
+    def _open_source(self, i: int, src) -> Dataset:
+        d, res = self.cfg.data, self.cfg.pretrain.res
+        if src.name == "synthetic_wild":
+            root = synthetic("wild", self.cache, src.n, WILD_FRAME * res, d.world_seed + 1 + i)
+        elif src.name == "synthetic_lab":
+            root = synthetic("lab", self.cache, src.n, 2 * res, d.world_seed + 1 + i)
+        else:
+            root = Path(os.path.expanduser(src.root))
+        small = src.name.startswith("synthetic")
+        return open_source(src.name, root, res, preload=small)
+
+    def pretrain_size(self) -> int:
+        """N of the pre-training set, the unit of ``ep`` budgets."""
+        return len(self._mixture)
+
+    def pretrain_source(self, inputs: tuple[str, ...]):
+        if "triplets" in inputs:
+            return self._triplet_source("train", self.cfg.pretrain.res)
+        if len(self._mixture) <= PRELOAD_MAX and all(getattr(s, "preloaded", False) for s in self.sources):
+            return to_tensors(self._mixture)
+        return self._mixture
+
+    def _triplet_source(self, split: str, res: int) -> TensorSource:
+        d = self.cfg.data
+        root = synthetic("triplets", self.cache, d.n_triplets, res, d.world_seed + 100)
+        return to_tensors(Triplets(root, split, res, preload=True))
+
+    def triplets(self) -> tuple[dict, dict]:
+        """(train, test) tensors of the triplets set for the probes; images float in [0, 1]."""
+        out = []
+        for split in ("train", "test"):
+            t = dict(self._triplet_source(split, self.cfg.pretrain.res).tensors)
+            t["triplet"] = t["triplet"].float().div_(255)
+            out.append(t)
+        return out[0], out[1]
+
+    def labelled(self) -> tuple[TensorSource, TensorSource]:
+        """(fine-tuning subset, evaluation split) with image, K, xyz, scale."""
+        cfg = self.cfg
+        seed = cfg.finetune.seed if cfg.finetune.seed is not None else cfg.seed
+        ids, _ = split_ids(self._train_all.n_unique, cfg.data.val_fraction,
+                           cfg.finetune.label_fraction, seed)
+        keys = ("image", "K", "xyz", "scale")
+        train = FreiHAND(self.lab_root, "train", cfg.data.res, ids=ids,
+                         preload=cfg.data.name == "synthetic")
+        return to_tensors(train, keys), to_tensors(self._eval, keys)
+
+    def describe(self) -> dict:
+        return {"lab": str(self.lab_root), "pretrain_size": self.pretrain_size()}
+

@@ -1,0 +1,115 @@
+"""One run, config to record: prepare data, pre-train (cached), probe, fine-tune, evaluate.
+
+Everything a user can get wrong (unknown names, missing data, missing weights) is checked
+before the run starts and raises ``UserError`` with no record written. A run that fails after
+it started writes ``status: failed`` with the error line. A preempted run writes nothing; its
+checkpoints let the requeued job finish it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+import methods
+from benchmarks import provenance
+from benchmarks.backbone import create_backbone
+from benchmarks.budget import budget_flops, parse_budget
+from benchmarks.config import run_id, to_container
+from benchmarks.engine import Engine, Preempted
+from benchmarks.errors import UserError, one_line
+from benchmarks.flops import image_flops
+from benchmarks.prepare import Data
+from benchmarks.pretrain import pretrain
+from benchmarks.store import SCHEMA, read_record, record_path, write_record
+
+
+class RunFailed(RuntimeError):
+    """The run started and failed; its record says why."""
+
+
+def pretrain_cache_dir(results: Path) -> Path:
+    return Path(results) / ".pretrain"
+
+
+def base_record(cfg: DictConfig, rid: str) -> dict:
+    return {"schema": SCHEMA, "run_id": rid, "status": None, "error": None,
+            "method": cfg.method.name, "backbone": cfg.backbone, "data": cfg.data.name,
+            "budget": cfg.budget, "match": cfg.match,
+            "label_fraction": float(cfg.finetune.label_fraction), "seed": int(cfg.seed),
+            "profile": cfg.profile, "config": to_container(cfg)}
+
+
+def existing(cfg: DictConfig, results: Path) -> dict | None:
+    rec = read_record(record_path(results, run_id(cfg)))
+    return rec if rec and rec.get("status") == "ok" else None
+
+
+def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
+            log=print) -> dict:
+    """Run ``cfg`` and return its record (an existing ok record unless ``force``)."""
+    results = Path(results)
+    rid = run_id(cfg)
+    if not force and (rec := existing(cfg, results)) is not None:
+        log(f"{rid}: already done (status ok); reusing its record (--force to run again)")
+        return rec
+    method_cls = methods.get(cfg.method.name)
+    budget = parse_budget(cfg.budget)
+    if budget.unfair and cfg.match == "total":
+        raise UserError("match=total needs a compute budget (ep, step, img, tflop, pflop), not hours")
+    started = provenance.now()
+    t0 = time.perf_counter()
+    data = Data(cfg)                              # generates or validates: UserError on bad data
+    torch.manual_seed(cfg.seed)
+    backbone = create_backbone(cfg.backbone)
+    if not method_cls.pretrains:
+        method_cls.init_backbone(cfg.method, backbone)   # UserError when weights are missing
+    record = base_record(cfg, rid)
+    try:
+        engine = Engine(cfg.engine, console=console)
+        backbone = backbone.to(engine.device)
+        img = image_flops(backbone, cfg.pretrain.res, engine.device)
+        total = budget_flops(budget, img, data.pretrain_size(), cfg.pretrain.batch_size)
+        pre = None
+        if method_cls.pretrains:
+            pre = pretrain(cfg, method_cls, backbone, data, engine, pretrain_cache_dir(results), total)
+        probes = {}
+        if cfg.eval.probes:
+            from eval.probes import run_probes
+            train, test = data.triplets()
+            probes = run_probes(backbone, train, test, seed=cfg.seed, epochs=cfg.eval.probe_epochs)
+        spent = pre.flops if pre else 0.0
+        extra = max(0.0, total - spent) if (cfg.match == "total" and total is not None) else 0.0
+        from eval.finetune import finetune
+        train, test = data.labelled()
+        ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra)
+        record.update(status="ok", metrics=ft.metrics, probes=probes)
+        record["compute"] = {
+            "budget_flops": total, "budget_unfair": budget.unfair,
+            "pretrain_flops": spent, "finetune_flops": ft.flops,
+            "pretrain_steps": pre.steps if pre else 0, "finetune_steps": ft.steps,
+            "pretrain_images": pre.images if pre else 0, "finetune_images": ft.images,
+            "pretrain_step_flops": pre.step_flops if pre else 0.0,
+            "finetune_step_flops": ft.step_flops, "image_flops": img,
+            "pretrain_cache_hit": bool(pre.cache_hit) if pre else False,
+            "pretrain_key": pre.key if pre else None,
+            "pretrain_wall_s": pre.wall_s if pre else 0.0, "finetune_wall_s": ft.wall_s,
+            "external_pretrain": getattr(method_cls, "external_pretrain", None),
+            "wall_s": time.perf_counter() - t0, "device": engine.describe(),
+        }
+        record["curves"] = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
+                            "finetune": ft.curve}
+    except (Preempted, KeyboardInterrupt):
+        raise
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure after the start becomes a record
+        record.update(status="failed", error=one_line(f"{type(err).__name__}: {err}"))
+        record["provenance"] = provenance.collect(started)
+        write_record(results, record)
+        raise RunFailed(record["error"]) from err
+    record["provenance"] = provenance.collect(started)
+    write_record(results, record)
+    return record

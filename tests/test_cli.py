@@ -1,0 +1,44 @@
+"""The `bench` command line: every subcommand has help; user errors are one line, exit 2."""
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.cli import main
+
+SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "data", "methods", "status"]
+
+
+def bench(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS + ["data synth"])
+def test_help(sub):
+    out = bench(*sub.split(), "--help")
+    assert out.returncode == 0 and f"usage: bench {sub}" in out.stdout
+    assert ("synth" if sub == "data" else "--results") in out.stdout
+
+
+@pytest.mark.parametrize("words,needle", [
+    (["--method", "nosuch"], "unknown method 'nosuch'; choose one of: random, imagenet"),
+    (["--budget", "ten"], "malformed budget 'ten'"),
+    (["finetune.lrr=1"], "unknown config key 'finetune.lrr'"),
+    (["finetune.label_fraction=1.5"], "finetune.label_fraction must be in (0, 1]"),
+    (["--data", "freihand", "data.root=/nope"], "no such directory: /nope"),
+])
+def test_user_errors_exit_2_without_a_record(tmp_path, words, needle, capsys):
+    code = main(["run", "--profile", "smoke", "--results", str(tmp_path), *words])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_methods_lists_every_method(capsys):
+    import methods
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in methods.names():
+        assert name in out
