@@ -45,7 +45,13 @@ def clear_stop() -> None:
 
 
 def make_fabric(cfg: EngineConfig):
+    import warnings
+
     from lightning_fabric import Fabric
+
+    # Lightning warns whenever srun exists but the process was not started by it; runs here are
+    # started by bench (in-process, or by submitit inside the job), so the hint never applies.
+    warnings.filterwarnings("ignore", message="The `srun` command is available")
 
     accelerator = cfg.accelerator
     if accelerator == "auto":

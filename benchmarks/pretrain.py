@@ -29,6 +29,7 @@ from benchmarks.store import write_json_atomic
 
 WEIGHTS = "backbone.pt"
 META = "meta.json"
+CURVE = "curve.json"
 
 
 @dataclass
@@ -90,12 +91,14 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
         if (folder / WEIGHTS).exists() and (folder / META).exists():
             backbone.net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu"))
             meta = json.loads((folder / META).read_text())
-            return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": None})
+            curve = json.loads((folder / CURVE).read_text()) if (folder / CURVE).exists() else []
+            return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": curve})
         result = _train(cfg, method_cls, backbone, data, engine, folder, total_flops)
         result.key = key
         tmp = folder / f".{WEIGHTS}.tmp"
         torch.save(backbone.net.state_dict(), tmp)
         meta = {k: v for k, v in result.__dict__.items() if k not in ("cache_hit", "key", "curve")}
+        write_json_atomic(folder / CURVE, result.curve)
         write_json_atomic(folder / META, meta)
         tmp.replace(folder / WEIGHTS)
         return result

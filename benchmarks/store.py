@@ -19,7 +19,7 @@ def default_results() -> Path:
     return Path(os.environ.get("BENCH_RESULTS", "results/runs"))
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
+def write_json_atomic(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
