@@ -1,0 +1,78 @@
+"""A contact sheet of synthetic samples with their 2D keypoints and bones drawn."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from benchmarks.errors import UserError
+from benchmarks.synth.backgrounds import BACKGROUNDS
+from benchmarks.synth.hand import BONES, GESTURES
+from benchmarks.synth.products import MIN_RES, generator
+from benchmarks.synth.scene import LAB, WILD, render_scenes, sample_scenes
+
+COLUMNS = 4                                          # samples per row, each shown twice
+CAPTION = 14                                         # pixels of text under each sample
+# one colour per digit (thumb, index, middle, ring, little); bones take their child's digit
+DIGIT_COLOURS = ((230, 40, 40), (240, 170, 20), (40, 200, 60), (30, 140, 230), (200, 60, 220))
+
+
+def _digit(joint: int) -> int:
+    return (joint - 1) // 4
+
+
+def _annotate(tile: Image.Image, uv: list[list[float]]) -> Image.Image:
+    overlay = Image.new("RGBA", tile.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    width = max(1, tile.width // 96)
+    for parent, child in BONES:
+        colour = DIGIT_COLOURS[_digit(child)] + (190,)
+        draw.line([tuple(uv[parent]), tuple(uv[child])], fill=colour, width=width)
+    r = max(1.0, tile.width / 80)
+    for j, (x, y) in enumerate(uv):
+        colour = (255, 255, 255) if j == 0 else DIGIT_COLOURS[_digit(j)]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=colour + (230,))
+    return Image.alpha_composite(tile.convert("RGBA"), overlay).convert("RGB")
+
+
+def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24) -> Path:
+    """Write a PNG grid of ``n`` samples (two thirds in the lab style cycling through every
+    gesture, the rest in the wild style), each shown as rendered and with its keypoints and
+    bones drawn, captioned with the gesture and background kind. Returns ``path``."""
+    if n <= 0:
+        raise UserError(f"the preview needs n > 0 samples, got {n}")
+    if res < MIN_RES:
+        raise UserError(f"synthetic images need res >= {MIN_RES} pixels, got {res}")
+    gen = generator(seed, "preview", 0)
+    n_lab = math.ceil(2 * n / 3)
+    gestures = torch.arange(n) % len(GESTURES)
+    captions, tiles = [], []
+    with torch.inference_mode():
+        for style, idx in ((LAB, gestures[:n_lab]), (WILD, gestures[n_lab:])):
+            if not len(idx):
+                continue
+            sc = sample_scenes(len(idx), style, res, gen, gesture=idx)
+            out = render_scenes(sc, res, gen)
+            for i in range(len(idx)):
+                image = Image.fromarray(out.images[i].permute(1, 2, 0).numpy())
+                pair = Image.new("RGB", (2 * res, res))
+                pair.paste(image, (0, 0))
+                pair.paste(_annotate(image, out.uv[i].tolist()), (res, 0))
+                tiles.append(pair)
+                captions.append((GESTURES[int(idx[i])], BACKGROUNDS[int(sc.background.kind[i])]))
+    rows = math.ceil(n / COLUMNS)
+    sheet = Image.new("RGB", (COLUMNS * 2 * res, rows * (res + CAPTION)), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for k, (tile, (gesture, background)) in enumerate(zip(tiles, captions)):
+        x, y = (k % COLUMNS) * 2 * res, (k // COLUMNS) * (res + CAPTION)
+        sheet.paste(tile, (x, y))
+        caption = f"{gesture} / {background}"
+        if draw.textlength(caption) > 2 * res - 6:                     # too narrow: gesture only
+            caption = gesture
+        draw.text((x + 3, y + res + 1), caption, fill=(235, 235, 235))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, format="PNG")
+    return path

@@ -1,0 +1,196 @@
+"""Writers of the three synthetic products, in the real data sets' layouts.
+
+- ``lab``: FreiHAND layout. ``training/rgb/%08d.jpg``, ``training_xyz.json`` (N x 21 x 3,
+  metres, camera frame), ``training_K.json`` (N x 3 x 3), ``training_scale.json`` (N floats,
+  |xyz[9] - xyz[10]|), the same four for ``evaluation``, and side files
+  ``{training,evaluation}_meta.json``: [{"gesture": name, "viewpoint": [az, el]}] (degrees).
+  One image version per id (FreiHAND has four).
+- ``wild``: ``rgb/%08d.jpg``, ``wild_uv.json`` (N x 21 x 2 pixels: x right, y down, pixel
+  (i, j) covers [j, j+1) x [i, i+1)), ``wild_meta.json``. No 3D is written.
+- ``triplets``: ``rgb/%08d_{l,c,r}.jpg``, ``triplets.json`` ([{"gesture": class index,
+  "gesture_name", "viewpoint": [[az, el] x 3], "split": "train" | "test", "hand": id}]) and
+  ``gestures.json`` (class names in index order). Four consecutive triplets show one hand;
+  about a quarter of the hands (never fewer than one when there are two or more) are held
+  out as the test split.
+
+Every folder gets ``synth.json`` ({kind, n, res, seed, version[, eval_n]}) written last, so a
+folder without it is incomplete. Scenes are drawn in chunks of ``CHUNK`` from generators
+seeded by (seed, stream, chunk index), so the first k items do not depend on n, and the
+files are written in a fixed order with fixed JPEG settings: the same arguments give
+byte-identical files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from benchmarks.errors import UserError
+from benchmarks.synth.hand import GESTURES
+from benchmarks.synth.scene import (LAB, TRIPLET, WILD, Rendered, Scenes, render_scenes,
+                                    sample_scenes, sample_triplets)
+
+KINDS = ("lab", "wild", "triplets")
+VERSION = 1                 # bump whenever the generated files change
+CHUNK = 64                  # scenes sampled per generator
+HANDS_PER_TRIPLET_GROUP = 4
+TEST_FRACTION = 0.25
+JPEG_QUALITY = 92
+MIN_RES = 32
+
+
+def generator(seed: int, stream: str, chunk: int) -> torch.Generator:
+    """A CPU generator for one chunk of one stream, seeded by a hash of all three."""
+    digest = hashlib.sha256(f"handbench-synth/{seed}/{stream}/{chunk}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def _save_jpeg(image: Tensor, path: Path) -> None:
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, format="JPEG",
+                                                          quality=JPEG_QUALITY)
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, separators=(",", ":")))
+
+
+def _rounded(x: Tensor, digits: int) -> list:
+    return torch.round(x.double(), decimals=digits).tolist()
+
+
+def _chunks(n: int, stream: str, seed: int) -> Iterator[tuple[int, int, torch.Generator]]:
+    """(first index, count, generator) of the chunks covering n items."""
+    for c in range(math.ceil(n / CHUNK)):
+        yield c * CHUNK, min(CHUNK, n - c * CHUNK), generator(seed, stream, c)
+
+
+Chunk = tuple[int, Scenes, Rendered]
+
+
+def lab_chunks(split: str, n: int, res: int, seed: int,
+               device: str | torch.device = "cpu") -> Iterator[Chunk]:
+    """(first index, scenes, rendering) of the lab split ("training" or "evaluation")."""
+    for start, count, gen in _chunks(n, f"lab/{split}", seed):
+        sc = sample_scenes(CHUNK, LAB, res, gen).select(torch.arange(count))
+        yield start, sc, render_scenes(sc, res, gen, device)
+
+
+def wild_chunks(n: int, res: int, seed: int, device: str | torch.device = "cpu"
+                ) -> Iterator[Chunk]:
+    """(first index, scenes, rendering) of the wild set."""
+    for start, count, gen in _chunks(n, "wild", seed):
+        sc = sample_scenes(CHUNK, WILD, res, gen).select(torch.arange(count))
+        yield start, sc, render_scenes(sc, res, gen, device)
+
+
+def triplet_chunks(n: int, res: int, seed: int, device: str | torch.device = "cpu"
+                   ) -> Iterator[Chunk]:
+    """(first triplet index, scenes, rendering) of the triplets; scenes and images are
+    ordered (left, centre, right) per triplet."""
+    hand_of = torch.arange(CHUNK) // HANDS_PER_TRIPLET_GROUP
+    for start, count, gen in _chunks(n, "triplets", seed):
+        sc = sample_triplets(CHUNK, TRIPLET, res, gen, hand_of=hand_of)
+        sc = sc.select(torch.arange(3 * count))
+        yield start, sc, render_scenes(sc, res, gen, device)
+
+
+def _meta(sc: Scenes) -> list[dict]:
+    return [{"gesture": GESTURES[g], "viewpoint": vp}
+            for g, vp in zip(sc.gesture.tolist(), _rounded(sc.viewpoints(), 3))]
+
+
+def _write_freihand_split(root: Path, split: str, n: int, res: int, seed: int,
+                          device: str | torch.device) -> None:
+    rgb = root / split / "rgb"
+    rgb.mkdir(parents=True, exist_ok=True)
+    xyz, K, meta = [], [], []
+    for start, sc, out in lab_chunks(split, n, res, seed, device):
+        for i in range(len(sc)):
+            _save_jpeg(out.images[i], rgb / f"{start + i:08d}.jpg")
+        xyz += _rounded(out.xyz, 6)
+        K += _rounded(sc.K, 4)
+        meta += _meta(sc)
+    scale = [round(math.dist(j[9], j[10]), 7) for j in xyz]
+    _write_json(root / f"{split}_xyz.json", xyz)
+    _write_json(root / f"{split}_K.json", K)
+    _write_json(root / f"{split}_scale.json", scale)
+    _write_json(root / f"{split}_meta.json", meta)
+
+
+def _write_wild(root: Path, n: int, res: int, seed: int, device: str | torch.device) -> None:
+    rgb = root / "rgb"
+    rgb.mkdir(parents=True, exist_ok=True)
+    uv, meta = [], []
+    for start, sc, out in wild_chunks(n, res, seed, device):
+        for i in range(len(sc)):
+            _save_jpeg(out.images[i], rgb / f"{start + i:08d}.jpg")
+        uv += _rounded(out.uv, 3)
+        meta += _meta(sc)
+    _write_json(root / "wild_uv.json", uv)
+    _write_json(root / "wild_meta.json", meta)
+
+
+def held_out_hands(n_hands: int, seed: int) -> set[int]:
+    """Hand ids held out for the triplets' test split: a seeded quarter, at least one hand
+    when there are two or more."""
+    n_test = max(1, round(TEST_FRACTION * n_hands)) if n_hands >= 2 else 0
+    order = torch.randperm(n_hands, generator=generator(seed, "triplets/split", 0))
+    return set(order[:n_test].tolist())
+
+
+def _write_triplets(root: Path, n: int, res: int, seed: int, device: str | torch.device) -> None:
+    rgb = root / "rgb"
+    rgb.mkdir(parents=True, exist_ok=True)
+    held_out = held_out_hands(math.ceil(n / HANDS_PER_TRIPLET_GROUP), seed)
+    records = []
+    for start, sc, out in triplet_chunks(n, res, seed, device):
+        views = _rounded(sc.viewpoints(), 3)
+        for i in range(len(sc) // 3):
+            for k, side in enumerate("lcr"):
+                _save_jpeg(out.images[3 * i + k], rgb / f"{start + i:08d}_{side}.jpg")
+            g = int(sc.gesture[3 * i])
+            hand = (start + i) // HANDS_PER_TRIPLET_GROUP
+            records.append({"gesture": g, "gesture_name": GESTURES[g],
+                            "viewpoint": views[3 * i:3 * i + 3],
+                            "split": "test" if hand in held_out else "train", "hand": hand})
+    _write_json(root / "triplets.json", records)
+    _write_json(root / "gestures.json", list(GESTURES))
+
+
+def generate(kind: str, out: Path, n: int, res: int, seed: int, eval_n: int | None = None,
+             *, device: str | torch.device = "cpu") -> Path:
+    """Write the synthetic product ``kind`` ("lab", "wild" or "triplets") with ``n`` items of
+    ``res`` x ``res`` pixels into ``out`` (created) and return ``out``. ``eval_n``: size of the
+    lab evaluation split, default max(16, n // 4). Same arguments, same bytes (on one device
+    type). Raises ``UserError`` for a bad kind, n <= 0, eval_n <= 0 or res < 32."""
+    if kind not in KINDS:
+        raise UserError(f"unknown synthetic data kind {kind!r}; choose from {', '.join(KINDS)}")
+    if n <= 0:
+        raise UserError(f"synthetic data needs n > 0 items, got {n}")
+    if res < MIN_RES:
+        raise UserError(f"synthetic images need res >= {MIN_RES} pixels, got {res}")
+    if eval_n is not None and eval_n <= 0:
+        raise UserError(f"the evaluation split needs eval_n > 0 items, got {eval_n}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "synth.json").unlink(missing_ok=True)
+    info: dict[str, object] = {"kind": kind, "n": n, "res": res, "seed": seed,
+                               "version": VERSION}
+    with torch.inference_mode():
+        if kind == "lab":
+            n_eval = max(16, n // 4) if eval_n is None else eval_n
+            _write_freihand_split(out, "training", n, res, seed, device)
+            _write_freihand_split(out, "evaluation", n_eval, res, seed, device)
+            info["eval_n"] = n_eval
+        elif kind == "wild":
+            _write_wild(out, n, res, seed, device)
+        else:
+            _write_triplets(out, n, res, seed, device)
+    _write_json(out / "synth.json", info)
+    return out
