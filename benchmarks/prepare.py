@@ -32,7 +32,7 @@ def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int |
     """The folder of a synthetic product, generated once (atomically) and then reused."""
     from benchmarks import synth
 
-    name = f"{kind}-n{n}-r{res}-s{seed}" + (f"-e{eval_n}" if eval_n else "")
+    name = f"{kind}-v{synth.VERSION}-n{n}-r{res}-s{seed}" + (f"-e{eval_n}" if eval_n else "")
     folder = cache / "synth" / name
     if (folder / "synth.json").exists():
         return folder
