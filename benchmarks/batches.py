@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 
 class StepIndices:
@@ -47,6 +47,24 @@ class TensorSource:
 
     def take(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v[idx] for k, v in self.tensors.items()}
+
+
+def take(source: TensorSource | Dataset, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The items ``idx`` of either kind of source, as one batch."""
+    if isinstance(source, TensorSource):
+        return source.take(idx)
+    return default_collate([source[int(i)] for i in idx])
+
+
+def in_order(source: TensorSource | Dataset, batch_size: int, num_workers: int = 0
+             ) -> Iterator[dict[str, torch.Tensor]]:
+    """Every item once, in index order (evaluation)."""
+    if isinstance(source, TensorSource):
+        n = len(source)
+        for i in range(0, n, batch_size):
+            yield source.take(torch.arange(i, min(n, i + batch_size)))
+        return
+    yield from DataLoader(source, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
 class _Steps(torch.utils.data.Sampler):

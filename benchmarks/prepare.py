@@ -63,9 +63,8 @@ class Data:
             self.lab_root = synthetic("lab", self.cache, d.n_train, d.res, d.world_seed, d.n_eval)
         else:
             self.lab_root = Path(os.path.expanduser(d.root))
-        preload = d.name == "synthetic"
         self._train_all = FreiHAND(self.lab_root, "train", d.res, preload=False)
-        self._eval = FreiHAND(self.lab_root, "eval", d.res, preload=preload)
+        self._eval = FreiHAND(self.lab_root, "eval", d.res, preload=d.name == "synthetic")
         self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
         self._mixture = Mixture(self.sources, [s.weight for s in cfg.pretrain.sources],
                                 seed=cfg.data.world_seed)
@@ -106,16 +105,18 @@ class Data:
             out.append(t)
         return out[0], out[1]
 
-    def labelled(self) -> tuple[TensorSource, TensorSource]:
-        """(fine-tuning subset, evaluation split) with image, K, xyz, scale."""
+    def labelled(self):
+        """(fine-tuning subset, evaluation split) with image, K, xyz, scale: in memory when small,
+        file-backed (streamed by DataLoader workers) when large."""
         cfg = self.cfg
         seed = cfg.finetune.seed if cfg.finetune.seed is not None else cfg.seed
         ids, _ = split_ids(self._train_all.n_unique, cfg.data.val_fraction,
                            cfg.finetune.label_fraction, seed)
         keys = ("image", "K", "xyz", "scale")
-        train = FreiHAND(self.lab_root, "train", cfg.data.res, ids=ids,
-                         preload=cfg.data.name == "synthetic")
-        return to_tensors(train, keys), to_tensors(self._eval, keys)
+        small = cfg.data.name == "synthetic"
+        train = FreiHAND(self.lab_root, "train", cfg.data.res, ids=ids, preload=small)
+        pick = lambda ds: to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
+        return pick(train), pick(self._eval)
 
     def describe(self) -> dict:
         return {"lab": str(self.lab_root), "pretrain_size": self.pretrain_size()}

@@ -63,23 +63,23 @@ class PoseTask:
 
 
 @torch.no_grad()
-def predict(model: PoseNet, source: B.TensorSource, device: torch.device) -> np.ndarray:
-    """Metric 3D predictions (N, 21, 3) in metres: scale-normalised output x the sample's scale."""
+def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, ground truth), both (N, 21, 3) in metres; the prediction is the
+    scale-normalised output times the sample's scale, as FreiHAND's evaluation provides it."""
     was_training = model.training
     model.eval()
-    out = []
-    n = len(source)
-    for i in range(0, n, EVAL_BATCH):
-        b = source.take(torch.arange(i, min(n, i + EVAL_BATCH)))
+    preds, gts = [], []
+    for b in B.in_order(source, EVAL_BATCH, num_workers):
         pred = model(b["image"].to(device).float().div_(255), b["K"].to(device).float())
-        out.append((pred["xyz_norm"] * b["scale"].to(device).view(-1, 1, 1)).float().cpu())
+        preds.append((pred["xyz_norm"] * b["scale"].to(device).view(-1, 1, 1)).float().cpu())
+        gts.append(b["xyz"].float())
     model.train(was_training)
-    return torch.cat(out).numpy().astype(np.float64)
+    return (torch.cat(preds).numpy().astype(np.float64), torch.cat(gts).numpy().astype(np.float64))
 
 
-def evaluate(model: PoseNet, source: B.TensorSource, device: torch.device) -> dict:
-    gt = source.tensors["xyz"].numpy().astype(np.float64)
-    return freihand_metrics(predict(model, source, device), gt)
+def evaluate(model: PoseNet, source, device: torch.device, num_workers: int = 0) -> dict:
+    return freihand_metrics(*predict(model, source, device, num_workers))
 
 
 def reference_steps(cfg: DictConfig, n_train: int) -> int:
@@ -87,7 +87,7 @@ def reference_steps(cfg: DictConfig, n_train: int) -> int:
     return max(1, math.ceil(cfg.finetune.epochs * n_train / cfg.finetune.batch_size))
 
 
-def finetune(cfg: DictConfig, backbone, train: B.TensorSource, test: B.TensorSource,
+def finetune(cfg: DictConfig, backbone, train, test,
              engine: Engine, ckpt_dir, extra_flops: float = 0.0) -> FinetuneResult:
     """Fine-tune a pose model on ``backbone`` and evaluate it.
 
@@ -103,7 +103,7 @@ def finetune(cfg: DictConfig, backbone, train: B.TensorSource, test: B.TensorSou
         backbone.requires_grad_(False)
     task = PoseTask(cfg, res)
     order = B.StepIndices(len(train), cfg.finetune.batch_size, seed)
-    first = {k: v.to(device) for k, v in train.take(order(0)).items()}
+    first = {k: v.to(device) for k, v in B.take(train, order(0)).items()}
     step_flops = count_step_flops(model, task, first, step_generator(seed, "probe", 0, device))
     steps = reference_steps(cfg, len(train))
     if extra_flops > 0:
@@ -112,16 +112,16 @@ def finetune(cfg: DictConfig, backbone, train: B.TensorSource, test: B.TensorSou
     eval_steps = tuple(sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)}))
 
     def periodic(m, k):
-        full = evaluate(m, test, device)
+        full = evaluate(m, test, device, cfg.engine.num_workers)
         return {key: full[key] for key in ("epe_mm", "pa_epe_mm", "auc", "pa_auc")}
 
     ph = Phase(name="finetune", module=model, loss_fn=task,
-               batches=lambda start: B.iterate(train, order, start, steps),
+               batches=lambda start: B.iterate(train, order, start, steps, cfg.engine.num_workers),
                steps=steps, lr=cfg.finetune.lr, weight_decay=cfg.finetune.weight_decay,
                warmup_frac=cfg.finetune.warmup_frac, images_per_step=cfg.finetune.batch_size,
                seed=seed, ckpt_dir=ckpt_dir, evaluate=periodic, eval_steps=eval_steps)
     out = engine.fit(ph)
-    metrics = evaluate(model, test, device)
+    metrics = evaluate(model, test, device, cfg.engine.num_workers)
     return FinetuneResult(metrics=metrics, steps=steps, flops=steps * step_flops,
                           step_flops=step_flops, images=steps * cfg.finetune.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals)
