@@ -1,0 +1,413 @@
+"""``bench sweep FILE``: a grid of runs in which each distinct pre-training runs once.
+
+A sweep file is YAML::
+
+    name: example                 # optional (default: the file's name); names the jobs
+    fixed:                        # settings every run shares
+      profile: cpu
+      budget: 20ep
+    grid:                         # every combination of these values
+      method: [simclr, peclr, random]
+      finetune.label_fraction: [0.1, 1.0]
+      finetune.seed: [0, 1, 2]
+
+Keys are exactly those of ``bench run``'s ``key=value`` words: dotted config keys and the
+config groups (``method``, ``profile``, ``data``, ``launcher``). ``grid`` may also be a list of
+grids (the runs of all of them). ``key=value`` words after the file override both, and
+``--launcher`` sets ``launcher.name``.
+
+Plan. Runs with an ok record are skipped; runs whose job is still pending or running are
+left alone; the rest (never run, or failed) are submitted. Runs that differ only in
+fine-tuning share one pre-training (``benchmarks.pretrain.cache_key``): the first of them
+(the *leader*) pre-trains, the others (*followers*) wait for it. Runs of init-only methods and
+runs whose pre-training is already cached start at once.
+
+- in-process: one after another, leaders first.
+- local: ``launcher.array_parallelism`` lanes, each one job that runs its runs in order;
+  leaders go first, and a follower that reaches the pre-training while its leader is still
+  training waits on the cache's file lock and then loads the result.
+- SLURM: leaders and independent runs go out as one job array, the followers of each
+  pre-training as an array that depends on their leader's array task (``afterok``); arrays
+  run at most ``launcher.array_parallelism`` tasks at once.
+
+Submission returns at once unless ``--wait``. The code is snapshotted at submission.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig
+
+from benchmarks import launch, status
+from benchmarks.config import run_id
+from benchmarks.errors import UserError, one_line
+from benchmarks.runner import RunFailed, pretrain_cache_dir
+
+TOP_KEYS = ("name", "description", "fixed", "grid")
+_PLAIN = re.compile(r"^[\w./@:+-]+$", re.ASCII)
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    fixed: dict
+    grids: list[dict]
+
+
+@dataclass
+class PlannedRun:
+    cfg: DictConfig
+    rid: str
+    key: str | None                     # pre-training cache key; None: init-only method
+    state: status.RunState | None       # before submission
+
+
+@dataclass
+class Plan:
+    name: str
+    launcher: str
+    runs: list[PlannedRun]
+    done: list[PlannedRun] = field(default_factory=list)       # ok record: skipped
+    live: list[PlannedRun] = field(default_factory=list)       # pending or running: left alone
+    leaders: list[PlannedRun] = field(default_factory=list)    # pre-train, then fine-tune
+    free: list[PlannedRun] = field(default_factory=list)       # start at once
+    followers: dict[str, list[PlannedRun]] = field(default_factory=dict)   # key -> runs
+    waits_on: dict[str, str] = field(default_factory=dict)     # key -> live job id
+
+    @property
+    def todo(self) -> list[PlannedRun]:
+        """Runs to submit, in submission order: leaders, independent runs, followers."""
+        return self.leaders + self.free + [r for runs in self.followers.values() for r in runs]
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read and check a sweep file; UserError with one line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"sweep file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({one_line(err)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; "
+                        f"a sweep file has {', '.join(TOP_KEYS)}")
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise UserError(f"{path}: 'fixed' must map config keys to values")
+    grids = data.get("grid")
+    if grids is None:
+        raise UserError(f"{path}: no 'grid' (a mapping of config keys to lists of values)")
+    grids = grids if isinstance(grids, list) else [grids]
+    for i, grid in enumerate(grids):
+        where = f"{path}: grid" + (f"[{i}]" if len(grids) > 1 else "")
+        if not isinstance(grid, dict) or not grid:
+            raise UserError(f"{where} must map config keys to lists of values")
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise UserError(f"{where}: {key!r} must be a non-empty list of values "
+                                f"(got {values!r})")
+    name = str(data.get("name") or path.stem)
+    if not _PLAIN.match(name):
+        raise UserError(f"{path}: name {name!r} must be letters, digits and ._-")
+    return SweepSpec(name=name, fixed=dict(fixed), grids=[dict(g) for g in grids])
+
+
+def override_value(value) -> str:
+    """A YAML value as a hydra override value (``key=<this>``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _PLAIN.match(text) and _parse_value(text) == text:
+        return text
+    # hydra's quoted strings: a backslash is literal unless it precedes a quote or the end
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_value(text: str):
+    """What hydra makes of ``key=<text>`` (``1e3`` is a float, ``null`` None, ...); None
+    when it is not a valid unquoted value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(f"k={text}").value()
+    except HydraException:
+        return None
+
+
+def expand(spec: SweepSpec, overrides: list[str], launcher: str | None) -> list[list[str]]:
+    """The override words of every run: fixed, then the grid point, then the command line."""
+    extra = {}
+    for word in overrides:
+        if "=" not in word:
+            raise UserError(f"expected a key=value override, got {word!r}")
+        key, _, value = word.partition("=")
+        extra[key] = value
+    if launcher is not None:
+        extra["launcher.name"] = launcher
+    runs = []
+    for grid in spec.grids:
+        keys = list(grid)
+        for point in itertools.product(*(grid[k] for k in keys)):
+            words = {str(k): override_value(v) for k, v in spec.fixed.items()}
+            words.update({str(k): override_value(v) for k, v in zip(keys, point)})
+            words.update(extra)
+            runs.append([f"{k}={v}" for k, v in words.items()])
+    return runs
+
+
+def compose_runs(path: Path, spec: SweepSpec, overrides: list[str], launcher: str | None
+                 ) -> list[DictConfig]:
+    """The resolved config of every distinct run (the first of equal run ids is kept)."""
+    from benchmarks import compose
+
+    cfgs, seen = [], set()
+    for words in expand(spec, overrides, launcher):
+        try:
+            cfg = compose.load(words)
+        except UserError as err:
+            raise UserError(f"{path}: {one_line(err)}") from None
+        if cfgs and (cfg.launcher != cfgs[0].launcher
+                     or cfg.engine.devices != cfgs[0].engine.devices):
+            raise UserError(f"{path}: all runs of a sweep share one launcher and engine.devices;"
+                            f" set them under 'fixed', not in the grid")
+        rid = run_id(cfg)
+        if rid not in seen:
+            seen.add(rid)
+            cfgs.append(cfg)
+    return cfgs
+
+
+def cache_exists(results: Path, key: str) -> bool:
+    from benchmarks.pretrain import META, WEIGHTS
+
+    folder = pretrain_cache_dir(results) / key
+    return (folder / WEIGHTS).exists() and (folder / META).exists()
+
+
+def make_plan(name: str, cfgs: list[DictConfig], results: Path) -> Plan:
+    import methods
+    from benchmarks.pretrain import cache_key
+
+    rids = [run_id(cfg) for cfg in cfgs]
+    queue = status.queue_for(results, rids)
+    runs = []
+    for cfg, rid in zip(cfgs, rids):
+        key = cache_key(cfg) if methods.get(cfg.method.name).pretrains else None
+        runs.append(PlannedRun(cfg, rid, key, status.run_state(results, rid, queue)))
+    plan = Plan(name=name, launcher=cfgs[0].launcher.name, runs=runs)
+    leading: set[str] = set()
+    for r in runs:
+        if r.state is not None and r.state.state == "ok":
+            plan.done.append(r)
+        elif r.state is not None and r.state.state in ("pending", "running"):
+            plan.live.append(r)
+            if r.key is not None and r.state.job_id and r.state.launcher == plan.launcher:
+                plan.waits_on.setdefault(r.key, r.state.job_id)
+    for r in runs:
+        if r.state is not None and r.state.state in ("ok", "pending", "running"):
+            continue
+        if r.key is None or cache_exists(results, r.key):
+            plan.free.append(r)
+        elif r.key in leading or r.key in plan.waits_on:
+            plan.followers.setdefault(r.key, []).append(r)
+        else:
+            leading.add(r.key)
+            plan.leaders.append(r)
+    return plan
+
+
+@functools.lru_cache(maxsize=None)
+def _image_flops(backbone: str, res: int) -> float:
+    from benchmarks.backbone import create_backbone
+    from benchmarks.flops import image_flops
+
+    return image_flops(create_backbone(backbone), res)
+
+
+def _pretrain_size(cfg: DictConfig) -> int:
+    from benchmarks.data import open_source
+
+    n = 0
+    for src in cfg.pretrain.sources:
+        if src.name.startswith("synthetic"):
+            n += int(src.n)
+        else:
+            n += len(open_source(src.name, Path(src.root).expanduser(), cfg.pretrain.res))
+    return n
+
+
+def _labelled_size(cfg: DictConfig) -> int:
+    """Labelled fine-tuning images: the training split's, less validation, times the fraction."""
+    if cfg.data.name == "synthetic":
+        n = int(cfg.data.n_train)
+    else:
+        rgb = Path(cfg.data.root).expanduser() / "training" / "rgb"
+        n = sum(1 for p in rgb.iterdir() if p.suffix == ".jpg")
+    return max(1, round(n * (1 - cfg.data.val_fraction) * cfg.finetune.label_fraction))
+
+
+def estimate_flops(cfg: DictConfig, pretrains: bool) -> tuple[float, float]:
+    """(pre-training, fine-tuning) FLOPs of one run, estimated before it runs.
+
+    Pre-training: the budget in FLOPs (what the engine plans to within one step; NaN for a
+    wall-clock budget). Fine-tuning: ``finetune.epochs`` passes over the labelled images at the
+    backbone's forward+backward cost (the pose head is small), plus the unspent budget under
+    ``match=total`` for methods without pre-training.
+    """
+    from benchmarks.budget import budget_flops, parse_budget
+
+    budget = parse_budget(cfg.budget)
+    total = budget_flops(budget, _image_flops(cfg.backbone, cfg.pretrain.res),
+                         _pretrain_size(cfg), cfg.pretrain.batch_size)
+    total = math.nan if total is None else total
+    finetune = cfg.finetune.epochs * _labelled_size(cfg) * _image_flops(cfg.backbone, cfg.data.res)
+    if cfg.match == "total" and not pretrains:
+        finetune += total
+    return (total if pretrains else 0.0), finetune
+
+
+def _flops(x: float) -> str:
+    if math.isnan(x):
+        return "? (wall-clock budget)"
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
+        if x >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.3g} FLOP"
+
+
+def describe(plan: Plan, path: Path, dry_run: bool) -> None:
+    """Print the plan: each run and what happens to it, the counts, the compute estimate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    action = {}
+    for r in plan.done:
+        action[r.rid] = "skip (ok)"
+    for r in plan.live:
+        action[r.rid] = f"leave ({r.state.state}, job {r.state.job_id})"
+    for r in plan.leaders:
+        action[r.rid] = f"pre-train {r.key[:8]} + fine-tune"
+    for r in plan.free:
+        action[r.rid] = "fine-tune" + (f" ({r.key[:8]} cached)" if r.key else "")
+    for key, runs in plan.followers.items():
+        live = f" (job {plan.waits_on[key]})" if key in plan.waits_on else ""
+        for r in runs:
+            action[r.rid] = f"fine-tune after {key[:8]}{live}"
+    table = Table(title=f"sweep {plan.name} ({path}), launcher {plan.launcher}")
+    table.add_column("run", no_wrap=True)
+    table.add_column("ft seed")
+    table.add_column("action")
+    for r in plan.runs:
+        seed = r.cfg.finetune.seed
+        table.add_row(r.rid, str(r.cfg.seed if seed is None else seed), action[r.rid])
+    console = Console(width=max(120, shutil.get_terminal_size().columns))
+    console.print(table)
+    pre = sum(estimate_flops(r.cfg, True)[0] for r in plan.leaders)
+    fine = sum(estimate_flops(r.cfg, r.key is not None)[1] for r in plan.todo)
+    waiting = sum(len(v) for v in plan.followers.values())
+    console.print(f"{len(plan.runs)} runs: {len(plan.done)} done, {len(plan.live)} pending or "
+                  f"running, {len(plan.todo)} to run"
+                  + (" (dry run: nothing submitted)" if dry_run else ""))
+    console.print(f"pre-trainings: {len(plan.leaders)} to run"
+                  + (f", {len(plan.waits_on)} under way" if plan.waits_on else ""))
+    console.print(f"fine-tunes: {len(plan.todo)} to run, {waiting} of them after a pre-training")
+    console.print(f"compute (estimate): pre-training {_flops(pre)} + fine-tuning {_flops(fine)}"
+                  f" = {_flops(pre + fine)}")
+
+
+def submit(plan: Plan, results: Path, wait: bool) -> int:
+    """Run or submit the plan's runs; returns the exit status (1 when a run failed)."""
+    todo = plan.todo
+    if not todo:
+        print("nothing to submit")
+        return _wait(plan, results) if wait and plan.live else 0
+    if plan.launcher == "inprocess":
+        return _run_here(todo, results)
+    cfg = todo[0].cfg
+    name = f"bench-{plan.name}"
+    if plan.launcher == "local":
+        lanes = min(cfg.launcher.array_parallelism, len(todo))
+        groups = [[r.cfg for r in todo[i::lanes]] for i in range(lanes)]
+        jobs = launch.submit_jobs(cfg, groups, results, force=False, name=name)
+        print(f"submitted {len(todo)} runs in {lanes} local job(s): "
+              f"{', '.join(j.job_id for j in jobs)}")
+    else:
+        first = plan.leaders + plan.free
+        leader_job = {}
+        if first:
+            jobs = launch.submit_jobs(cfg, [[r.cfg] for r in first], results, force=False,
+                                      name=name)
+            leader_job = {r.key: job.job_id for r, job in zip(first, jobs) if r in plan.leaders}
+            print(f"submitted {len(first)} runs ({len(plan.leaders)} pre-training): "
+                  f"{_array(jobs)}")
+        for key, runs in plan.followers.items():
+            after = leader_job.get(key) or plan.waits_on[key]
+            jobs = launch.submit_jobs(cfg, [[r.cfg] for r in runs], results, force=False,
+                                      name=name, dependency=f"afterok:{after}")
+            print(f"submitted {len(runs)} fine-tunes after job {after}: {_array(jobs)}")
+    if not wait:
+        print(f"follow them with: bench status --results {results}")
+        return 0
+    return _wait(plan, results)
+
+
+def _array(jobs) -> str:
+    ids = [j.job_id for j in jobs]
+    return ids[0] if len(ids) == 1 else f"{ids[0].split('_')[0]} (array of {len(ids)})"
+
+
+def _wait(plan: Plan, results: Path) -> int:
+    records = status.wait_for(results, [r.rid for r in plan.todo + plan.live])
+    for record in records:
+        print(launch.summary_line(record))
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+def _run_here(todo: list[PlannedRun], results: Path) -> int:
+    failed = 0
+    for r in todo:
+        try:
+            record = launch.run_here(r.cfg, results)
+        except RunFailed as err:
+            print(f"{r.rid}: failed: {err}")
+            failed += 1
+            continue
+        print(launch.summary_line(record))
+    print(f"{len(todo) - failed} of {len(todo)} runs ok")
+    return 1 if failed else 0
+
+
+def main(file: Path, results: Path, launcher: str | None = None, dry_run: bool = False,
+         wait: bool = False, overrides: list[str] | None = None) -> int:
+    path = Path(file)
+    spec = load_spec(path)
+    cfgs = compose_runs(path, spec, list(overrides or []), launcher)
+    launch.check_launcher(cfgs[0])
+    plan = make_plan(spec.name, cfgs, Path(results))
+    describe(plan, path, dry_run)
+    if dry_run:
+        return 0
+    return submit(plan, Path(results), wait)
