@@ -163,7 +163,13 @@ COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "evaluate"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value words may stand anywhere among the flags, not only at the end
+    if extra and hasattr(args, "overrides") and all("=" in w and not w.startswith("-") for w in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     results = args.results or default_results()
     try:
         return COMMANDS[args.command](args, results)

@@ -69,9 +69,9 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
+        OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(_hydra_message(err)) from None
-    OmegaConf.resolve(cfg)
     validate(cfg)
     return cfg
 

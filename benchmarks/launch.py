@@ -36,7 +36,7 @@ from benchmarks.errors import UserError
 from benchmarks.job import PACKAGES, RunJob
 
 LAUNCHERS = ("inprocess", "local", "slurm")
-SNAPSHOT_META = "snapshot.json"
+SNAPSHOT_META = provenance.SNAPSHOT_META
 
 
 def summary_line(record: dict) -> str:

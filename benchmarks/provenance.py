@@ -1,6 +1,7 @@
 """Where and with what a record was made: git state, library versions, host, SLURM job."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -43,9 +44,24 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def collect(started: str) -> dict:
-    sha = _git("rev-parse", "HEAD")
+SNAPSHOT_META = "snapshot.json"   # written by launch.snapshot_code beside a code snapshot
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(sha, dirty) of the code that runs: the checkout, or what a snapshot recorded of it."""
+    meta = ROOT / SNAPSHOT_META
+    if meta.exists():
+        try:
+            data = json.loads(meta.read_text())
+            return data.get("git_sha"), data.get("git_dirty")
+        except (OSError, ValueError):
+            return None, None
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None,
+    return _git("rev-parse", "HEAD"), (bool(status) if status is not None else None)
+
+
+def collect(started: str) -> dict:
+    sha, dirty = git_state()
+    return {"git_sha": sha, "git_dirty": dirty,
             "versions": versions(), "host": socket.gethostname(), "slurm_job_id": slurm_job_id(),
             "started": started, "finished": now()}

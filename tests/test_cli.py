@@ -42,3 +42,17 @@ def test_methods_lists_every_method(capsys):
     out = capsys.readouterr().out
     for name in methods.names():
         assert name in out
+
+
+def test_overrides_may_stand_among_flags(tmp_path, capsys):
+    code = main(["run", "finetune.label_fraction=2", "--profile", "smoke", "--results", str(tmp_path),
+                 "seed=1"])
+    assert code == 2 and "label_fraction must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_unset_environment_variable_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("BENCH_NO_SUCH_VARIABLE", raising=False)
+    code = main(["run", "--method", "imagenet", "--profile", "smoke", "--results", str(tmp_path),
+                 "method.weights=${oc.env:BENCH_NO_SUCH_VARIABLE}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "BENCH_NO_SUCH_VARIABLE" in err and err.count("\n") == 1
