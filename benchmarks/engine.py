@@ -206,7 +206,7 @@ class Engine:
                     module.train()
                 if done == ph.steps:
                     break
-                if _STOP.is_set():
+                if self._stop_requested():
                     save(done)
                     raise Preempted(f"{ph.name} stopped at step {done}; checkpoint saved")
                 if done % self.cfg.checkpoint_every == 0:
@@ -216,6 +216,14 @@ class Engine:
             save(ph.steps)
         result.wall_s = float(state["wall_s"]) if start >= ph.steps else time.perf_counter() - wall0
         return result
+
+
+    def _stop_requested(self) -> bool:
+        """The stop flag, agreed across ranks so that every rank stops at the same step."""
+        if self.fabric.world_size == 1:
+            return _STOP.is_set()
+        flag = torch.tensor(float(_STOP.is_set()), device=self.device)
+        return bool(self.fabric.all_reduce(flag, reduce_op="max") > 0)
 
 
 class _Progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,20 +88,29 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
     """Pre-train ``backbone`` in place (or load it from the cache)."""
     key = cache_key(cfg)
     folder = Path(cache_root) / key
-    with file_lock(Path(cache_root) / f"{key}.lock"):
-        if (folder / WEIGHTS).exists() and (folder / META).exists():
+    fabric = engine.fabric
+    # Under DDP the ranks of one job train together: only rank 0 takes the inter-process lock
+    # (other jobs wait on it), and every rank follows rank 0's view of the cache.
+    lock = file_lock(Path(cache_root) / f"{key}.lock") if fabric.is_global_zero else nullcontext()
+    with lock:
+        hit = (folder / WEIGHTS).exists() and (folder / META).exists()
+        if fabric.world_size > 1:
+            hit = fabric.broadcast(hit, src=0)
+        if hit:
             backbone.net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu"))
             meta = json.loads((folder / META).read_text())
             curve = json.loads((folder / CURVE).read_text()) if (folder / CURVE).exists() else []
             return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": curve})
         result = _train(cfg, method_cls, backbone, data, engine, folder, total_flops)
         result.key = key
-        tmp = folder / f".{WEIGHTS}.tmp"
-        torch.save(backbone.net.state_dict(), tmp)
-        meta = {k: v for k, v in result.__dict__.items() if k not in ("cache_hit", "key", "curve")}
-        write_json_atomic(folder / CURVE, result.curve)
-        write_json_atomic(folder / META, meta)
-        tmp.replace(folder / WEIGHTS)
+        if fabric.is_global_zero:
+            tmp = folder / f".{WEIGHTS}.tmp"
+            torch.save(backbone.net.state_dict(), tmp)
+            meta = {k: v for k, v in result.__dict__.items() if k not in ("cache_hit", "key", "curve")}
+            write_json_atomic(folder / CURVE, result.curve)
+            write_json_atomic(folder / META, meta)
+            tmp.replace(folder / WEIGHTS)
+        fabric.barrier()
         return result
 
 

@@ -67,6 +67,7 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     if not method_cls.pretrains:
         method_cls.init_backbone(cfg.method, backbone)   # UserError when weights are missing
     record = base_record(cfg, rid)
+    engine = None
     try:
         engine = Engine(cfg.engine, console=console)
         backbone = backbone.to(engine.device)
@@ -108,8 +109,10 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     except Exception as err:  # noqa: BLE001 - any failure after the start becomes a record
         record.update(status="failed", error=one_line(f"{type(err).__name__}: {err}"))
         record["provenance"] = provenance.collect(started)
-        write_record(results, record)
+        if engine is None or engine.fabric.is_global_zero:
+            write_record(results, record)
         raise RunFailed(record["error"]) from err
     record["provenance"] = provenance.collect(started)
-    write_record(results, record)
+    if engine.fabric.is_global_zero:            # under DDP one record, from rank 0
+        write_record(results, record)
     return record
