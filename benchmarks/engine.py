@@ -143,6 +143,8 @@ class Engine:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: warmup_cosine(k, ph.steps, ph.warmup_frac))
         module, opt = fabric.setup(module, opt)
+        if callable(getattr(ph.module, "loss", None)):   # methods are driven through .loss()
+            module.mark_forward_method("loss")
         step_fn = torch.compile(ph.loss_fn) if self.cfg.compile else ph.loss_fn
 
         result = PhaseResult(steps=ph.steps, wall_s=0.0)
@@ -174,7 +176,7 @@ class Engine:
         module.train()
         with progress:
             for k, batch in enumerate(ph.batches(start), start=start):
-                batch = fabric.to_device(batch)
+                batch = fabric.to_device(self._shard(batch))
                 t_step = time.perf_counter()
                 data_s += t_step - t_fetch
                 g = step_generator(ph.seed, ph.name, k, self.device)
@@ -217,6 +219,13 @@ class Engine:
         result.wall_s = float(state["wall_s"]) if start >= ph.steps else time.perf_counter() - wall0
         return result
 
+
+    def _shard(self, batch: dict) -> dict:
+        """Under DDP each rank trains on its share of the step's global batch."""
+        world = self.fabric.world_size
+        if world == 1:
+            return batch
+        return {k: v[self.fabric.global_rank::world] for k, v in batch.items()}
 
     def _stop_requested(self) -> bool:
         """The stop flag, agreed across ranks so that every rank stops at the same step."""
