@@ -8,6 +8,8 @@ this process's CPU time, which other processes on a shared machine do not distur
 thread that is the rate of one dedicated core.
 
     python -m benchmarks.perf.render [--images 512] [--batch 128] [--threads 1 2] [--device cpu]
+
+``render_img_per_s`` is the figure ``python -m benchmarks.perf`` reports at 128 pixels.
 """
 from __future__ import annotations
 
@@ -44,6 +46,13 @@ def render(res: int, images: int, batch: int, device: str) -> int:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return images
+
+
+def render_img_per_s(res: int, images: int, batch: int, repeats: int, device: str = "cpu") -> float:
+    """Best wall-clock rate of ``render`` over ``repeats`` runs, after one warm-up batch."""
+    with torch.inference_mode():
+        render(res, batch, batch, device)
+        return timed(lambda: render(res, images, batch, device), repeats)[0]
 
 
 def write(res: int, images: int, device: str) -> int:

@@ -4,7 +4,9 @@ Writes a synthetic study (every registry method, two backbones, two budgets, bot
 protocols, three label fractions, probes, periodic evaluations; a fixed random seed)
 into a temporary folder, then times ``build_report`` on it and prints the seconds.
 
-    python benchmarks/perf/report_speed.py [--records 1000]
+    python -m benchmarks.perf.report_speed [--records 1000]
+
+``report_seconds`` gives the figure ``report_s_1000`` of ``python -m benchmarks.perf``.
 """
 from __future__ import annotations
 
@@ -42,16 +44,22 @@ def write_study(results: Path, n_records: int) -> None:
             probes=probes, eval_steps=10))
 
 
+def report_seconds(n_records: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``build_report`` over a fresh study of ``n_records`` records;
+    writing the study is not timed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "runs"
+        write_study(results, n_records)
+        wall, cpu = time.perf_counter(), time.process_time()
+        build_report(results, Path(tmp) / "report")
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp) / "runs"
-        write_study(results, args.records)
-        wall, cpu = time.perf_counter(), time.process_time()
-        build_report(results, Path(tmp) / "report")
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = report_seconds(args.records)
     print(f"build_report over {args.records} records: {wall:.2f} s wall, {cpu:.2f} s CPU")
 
 

@@ -1,0 +1,67 @@
+"""Targets and the printed table of a performance summary.
+
+Targets (issue 8): the full pre-training step reaches at least 0.9 of the bare backbone's
+images/s on every device; against lightly's documented SimCLR pipeline, at least parity on the
+CPU (where the backbone dominates) and at least 1.5x on a GPU (where per-sample CPU transforms
+starve the device and batched augmentation on the device should not).
+"""
+from __future__ import annotations
+
+from rich.table import Table
+
+TARGETS: dict[str, dict[str, float]] = {
+    "cpu": {"harness_vs_bare.simclr": 0.9, "harness_vs_bare.peclr": 0.9,
+            "vs_peer_pipeline": 1.0},
+    "cuda": {"harness_vs_bare.simclr": 0.9, "harness_vs_bare.peclr": 0.9,
+             "vs_peer_pipeline": 1.5},
+}
+BUSY_LOAD = 0.5             # 1-minute load average from other processes that makes figures noisy
+VARIANTS = ("bare", "simclr", "peclr", "peer", "bare_finetune", "finetune", "predict")
+
+
+def ratio(figures: dict, name: str) -> float:
+    """A ratio of one device's figures by dotted name, e.g. ``harness_vs_bare.simclr``."""
+    value = figures
+    for part in name.split("."):
+        value = value[part]
+    return float(value)
+
+
+def check_targets(summary: dict) -> list[dict]:
+    """One entry per target of each measured device: figure, value, target, met."""
+    return [{"device": device, "figure": name, "value": ratio(figures, name),
+             "target": target, "met": ratio(figures, name) >= target}
+            for device, figures in summary["devices"].items()
+            for name, target in TARGETS[device].items()]
+
+
+def table(summary: dict) -> Table:
+    """Ratios with their targets, then every rate, then the device-free figures."""
+    t = Table(title="handbench performance"
+              + (" (--quick)" if summary["quick"] else ""), title_justify="left")
+    for column, justify in (("device", "left"), ("figure", "left"), ("value", "right"),
+                            ("target", "right"), ("met", "center")):
+        t.add_column(column, justify=justify)
+    for row in summary["targets"]:
+        t.add_row(row["device"], row["figure"], f"{row['value']:.3f}", f">= {row['target']:g}",
+                  "[green]yes[/]" if row["met"] else "[red]no[/]")
+    for device, figures in summary["devices"].items():
+        t.add_row(device, "finetune_vs_bare", f"{figures['finetune_vs_bare']:.3f}", "", "")
+    t.add_section()
+    for device, figures in summary["devices"].items():
+        for name in VARIANTS:
+            t.add_row(device, f"{name} img/s", f"{figures['img_per_s'][name]:.1f}", "", "")
+    t.add_section()
+    for key, value in summary.items():
+        if key.startswith("render_img_per_s_"):
+            t.add_row("cpu", key, f"{value:.0f}", "", "")
+        elif key.startswith("report_s_"):
+            t.add_row("cpu", key, f"{value:.2f}", "", "")
+    notes = [f"GPU path {summary['gpu']}"] if summary["gpu"] else []
+    machine = summary["machine"]
+    if machine["load_avg"][0] >= BUSY_LOAD:
+        notes.append(f"busy machine: load average {machine['load_avg'][0]:g} on "
+                     f"{machine['cores_usable']} cores before the start; figures are noisy "
+                     f"(--threads 1 is steadier on a shared machine)")
+    t.caption = "\n".join(notes) or None
+    return t
