@@ -118,6 +118,3 @@ class Data:
         pick = lambda ds: to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
         return pick(train), pick(self._eval)
 
-    def describe(self) -> dict:
-        return {"lab": str(self.lab_root), "pretrain_size": self.pretrain_size()}
-

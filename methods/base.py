@@ -5,7 +5,6 @@ the right device, the backbone, and the shared batched augmenter; it returns a l
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -60,8 +59,3 @@ class Method(nn.Module):
     @classmethod
     def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
         """Init-only methods set the backbone's weights here (in place)."""
-
-
-@dataclass
-class InitOnlyConfig(MethodConfig):
-    pass
