@@ -5,6 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/runs
+REPORT  ?= results/report
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: venv demo test test-fast clean-results
@@ -21,7 +22,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bench run --method random --profile smoke --budget 1ep --results $(RESULTS)
-	$(BIN)/bench report --results $(RESULTS) --out results/report
+	$(BIN)/bench report --results $(RESULTS) --out $(REPORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

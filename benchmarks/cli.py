@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="data set config: synthetic | freihand (set data.root=DIR)")
     run.add_argument("--match", help="budget protocol: pretrain | total")
     run.add_argument("--force", action="store_true", help="run again even if a record exists")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the run id, what would happen and its compute; run nothing")
     run.add_argument("--launcher", choices=("inprocess", "local", "slurm"), default=None,
                      help="where to run: here (default), a local subprocess, or SLURM")
     run.add_argument("--wait", action="store_true", help="with --launcher: wait and print the result")
@@ -96,6 +98,11 @@ def cmd_run(args, results: Path) -> int:
     from benchmarks import compose, launch
 
     cfg = compose.load(_run_overrides(args))
+    if args.dry_run:
+        from benchmarks import sweep
+
+        sweep.describe(sweep.make_plan("run", [cfg], results), "bench run", dry_run=True)
+        return 0
     return launch.submit_run(cfg, results, force=args.force, wait=args.wait)
 
 

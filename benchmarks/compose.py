@@ -107,9 +107,9 @@ def validate(cfg: DictConfig) -> None:
         _check_root("data.root", cfg.data.root)
     for i, src in enumerate(cfg.pretrain.sources):
         if src.weight <= 0:
-            raise UserError(f"pretrain.sources[{i}].weight must be > 0 (got {src.weight})")
+            raise UserError(f"pretrain.sources.{i}.weight must be > 0 (got {src.weight})")
         if not src.name.startswith("synthetic"):
-            _check_root(f"pretrain.sources[{i}].root ({src.name})", src.root)
+            _check_root(f"pretrain.sources.{i}.root ({src.name})", src.root)
 
 
 def _check_root(key: str, root: str | None) -> None:

@@ -298,8 +298,9 @@ def _flops(x: float) -> str:
     return f"{x:.3g} FLOP"
 
 
-def describe(plan: Plan, path: Path, dry_run: bool) -> None:
-    """Print the plan: each run and what happens to it, the counts, the compute estimate."""
+def describe(plan: Plan, path: Path | str, dry_run: bool) -> None:
+    """Print the plan: each run and what happens to it, the counts, the compute estimate.
+    ``path`` names where the plan came from (a sweep file, or "bench run")."""
     from rich.console import Console
     from rich.table import Table
 
@@ -316,7 +317,8 @@ def describe(plan: Plan, path: Path, dry_run: bool) -> None:
         live = f" (job {plan.waits_on[key]})" if key in plan.waits_on else ""
         for r in runs:
             action[r.rid] = f"fine-tune after {key[:8]}{live}"
-    table = Table(title=f"sweep {plan.name} ({path}), launcher {plan.launcher}")
+    what = f"sweep {plan.name} ({path})" if isinstance(path, Path) else str(path)
+    table = Table(title=f"{what}, launcher {plan.launcher}")
     table.add_column("run", no_wrap=True)
     table.add_column("ft seed")
     table.add_column("action")

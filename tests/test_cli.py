@@ -56,3 +56,14 @@ def test_unset_environment_variable_is_one_line(tmp_path, capsys, monkeypatch):
                  "method.weights=${oc.env:BENCH_NO_SUCH_VARIABLE}"])
     err = capsys.readouterr().err
     assert code == 2 and "BENCH_NO_SUCH_VARIABLE" in err and err.count("\n") == 1
+
+
+def test_run_dry_run_plans_and_runs_nothing(tmp_path, capsys):
+    code = main(["run", "--method", "simclr", "--profile", "smoke", "--budget", "2ep", "--dry-run",
+                 "--results", str(tmp_path), "finetune.label_fraction=0.5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "simclr-resnet18-2ep-pretrain-lf0.5-s0-" in out and "pre-train" in out
+    assert "1 runs: 0 done" in out and "dry run: nothing submitted" in out
+    assert "compute (estimate)" in out
+    assert not any(tmp_path.rglob("*.json"))

@@ -26,6 +26,7 @@ def test_profile_and_overrides_compose():
     (["match=both"], "pretrain, total"),
     (["data=freihand"], "data.root is not set"),
     (["data=freihand", "data.root=/no/such/dir"], "no such directory"),
+    (["profile=paper"], "pretrain.sources.0.root (freihand) is not set"),
     (["seed"], "key=value"),
     (["+finetune.extra=1"], "only existing keys"),
 ])
@@ -34,6 +35,17 @@ def test_bad_input_is_one_line(words, needle):
         compose.load(words)
     msg = str(err.value)
     assert needle in msg and "\n" not in msg
+
+
+def test_paper_profile_pretrains_on_the_freihand_it_fine_tunes_on(tmp_path):
+    (tmp_path / "fh").mkdir()
+    (tmp_path / "yt").mkdir()
+    cfg = compose.load(["method=peclr", "profile=paper", "data=freihand", f"data.root={tmp_path / 'fh'}",
+                        f"pretrain.sources.1.root={tmp_path / 'yt'}"])
+    assert [(s.name, s.root, s.weight) for s in cfg.pretrain.sources] == [
+        ("freihand", str(tmp_path / "fh"), 0.5), ("youtube3d", str(tmp_path / "yt"), 0.5)]
+    with pytest.raises(UserError, match=r"^pretrain.sources.1.root \(youtube3d\) is not set"):
+        compose.load(["method=peclr", "profile=paper", "data=freihand", f"data.root={tmp_path / 'fh'}"])
 
 
 def test_run_id_is_a_stable_hash_of_what_matters():
