@@ -8,7 +8,8 @@ from benchmarks.synth.camera import (angle_between, direction_from_viewpoint,
                                      directions_outside_cap, frame_hand, look_rotation,
                                      orbit_step, project, random_tangent, sample_intrinsics,
                                      uniform_directions, viewpoint_from_direction)
-from benchmarks.synth.hand import (BONES, GESTURES, JOINT_LIMITS_DEG, JOINT_NAMES, PARENTS,
+from benchmarks.joints import JOINT_NAMES
+from benchmarks.synth.hand import (BONES, GESTURES, JOINT_LIMITS_DEG, PARENTS,
                                    bone_lengths, flexion_angles, forward_kinematics,
                                    gesture_angles, mean_shape, middle_scale, sample_poses,
                                    sample_shapes)

@@ -22,15 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-JOINT_NAMES = (
-    "wrist",
-    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
-    "index_mcp", "index_pip", "index_dip", "index_tip",
-    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
-    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
-    "little_mcp", "little_pip", "little_dip", "little_tip",
-)
-PARENTS = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+from benchmarks.joints import PARENTS
+
 BONES = tuple((p, c) for c, p in enumerate(PARENTS) if p >= 0)
 
 # Mean adult hand (metres, hand frame). The middle MCP->PIP bone, FreiHAND's ``scale``,

@@ -20,17 +20,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.errors import UserError, one_line
+from benchmarks.joints import JOINT_NAMES, joint_label
 from benchmarks.store import RECORD, SCHEMA
 
 METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
-JOINTS: tuple[str, ...] = (                      # FreiHAND keypoint order
-    "wrist",
-    "thumb CMC", "thumb MCP", "thumb IP", "thumb tip",
-    "index MCP", "index PIP", "index DIP", "index tip",
-    "middle MCP", "middle PIP", "middle DIP", "middle tip",
-    "ring MCP", "ring PIP", "ring DIP", "ring tip",
-    "little MCP", "little PIP", "little DIP", "little tip",
-)
+JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAND order
 PROBE_PREFIX = "probe_"
 TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
 EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
