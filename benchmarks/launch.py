@@ -203,6 +203,13 @@ def submit_jobs(cfg: DictConfig, groups: list[list[DictConfig]], results: Path, 
     return jobs
 
 
+def _global_zero() -> bool:
+    """Whether this process is DDP rank 0 (Fabric records its rank here when it launches)."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool = False) -> int:
     """Run ``cfg`` where ``cfg.launcher.name`` says; returns the process exit status."""
     from benchmarks.runner import existing
@@ -217,7 +224,8 @@ def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool =
         except RunFailed as err:
             print(f"run failed: {err}", file=sys.stderr)
             return 1
-        print(summary_line(record))
+        if _global_zero():                          # under DDP every rank returns here
+            print(summary_line(record))
         return 0
     rid = run_id(cfg)
     if not force and (record := existing(cfg, results)) is not None:
