@@ -1,6 +1,6 @@
 """The 21 hand keypoints in FreiHAND's order, and the skeleton that joins them.
 
-One definition for the synthetic hand, the metrics' per-joint errors and the report's labels.
+One definition for the synthetic hand model and the report's per-joint labels.
 """
 from __future__ import annotations
 

@@ -298,9 +298,9 @@ def _flops(x: float) -> str:
     return f"{x:.3g} FLOP"
 
 
-def describe(plan: Plan, path: Path | str, dry_run: bool) -> None:
+def describe(plan: Plan, title: str, dry_run: bool) -> None:
     """Print the plan: each run and what happens to it, the counts, the compute estimate.
-    ``path`` names where the plan came from (a sweep file, or "bench run")."""
+    ``title`` names where the plan came from (a sweep file, or "bench run")."""
     from rich.console import Console
     from rich.table import Table
 
@@ -317,8 +317,7 @@ def describe(plan: Plan, path: Path | str, dry_run: bool) -> None:
         live = f" (job {plan.waits_on[key]})" if key in plan.waits_on else ""
         for r in runs:
             action[r.rid] = f"fine-tune after {key[:8]}{live}"
-    what = f"sweep {plan.name} ({path})" if isinstance(path, Path) else str(path)
-    table = Table(title=f"{what}, launcher {plan.launcher}")
+    table = Table(title=f"{title}, launcher {plan.launcher}")
     table.add_column("run", no_wrap=True)
     table.add_column("ft seed")
     table.add_column("action")
@@ -409,7 +408,7 @@ def main(file: Path, results: Path, launcher: str | None = None, dry_run: bool =
     cfgs = compose_runs(path, spec, list(overrides or []), launcher)
     launch.check_launcher(cfgs[0])
     plan = make_plan(spec.name, cfgs, Path(results))
-    describe(plan, path, dry_run)
+    describe(plan, f"sweep {plan.name} ({path})", dry_run)
     if dry_run:
         return 0
     return submit(plan, Path(results), wait)
