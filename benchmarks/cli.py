@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--eval-n", type=int, default=None, help="lab: evaluation samples")
     synth.add_argument("--res", type=int, default=128, help="image size in pixels")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--world", choices=("capture", "sphere"), default="capture",
+                       help="lab: viewpoints, FreiHAND-like (capture) or every direction and roll")
     synth.add_argument("--out", type=Path, help="output folder")
     synth.add_argument("--preview", type=Path, metavar="FILE.png",
                        help="write a grid of samples with keypoints drawn instead")
@@ -132,13 +134,13 @@ def cmd_data(args, results: Path) -> int:
     from benchmarks import synth
 
     if args.preview:
-        path = synth.preview(args.preview, res=args.res, seed=args.seed)
+        path = synth.preview(args.preview, res=args.res, seed=args.seed, world=args.world)
         print(f"preview written: {path}")
         return 0
     if args.out is None:
         raise UserError("bench data synth: give --out DIR (or --preview FILE.png)")
     path = synth.generate(args.kind, args.out, n=args.n, res=args.res, seed=args.seed,
-                          eval_n=args.eval_n)
+                          eval_n=args.eval_n, world=args.world)
     print(f"{args.kind} data written: {path}")
     return 0
 

@@ -58,7 +58,7 @@ def test_lab_has_the_freihand_layout(lab):
         assert all(-180 <= m["viewpoint"][0] <= 180 and -90 <= m["viewpoint"][1] <= 90
                    for m in meta)
     assert load(lab / "synth.json") == {"kind": "lab", "n": 12, "res": RES, "seed": SEED,
-                                        "version": 1, "eval_n": 4}
+                                        "version": 2, "eval_n": 4, "world": "capture"}
 
 
 def test_lab_scale_is_the_middle_proximal_bone(lab):
@@ -172,3 +172,37 @@ def test_preview_is_a_deterministic_grid(tmp_path):
     assert Image.open(a).size == (COLUMNS * 2 * 48, 2 * (48 + CAPTION))
     with pytest.raises(UserError):
         preview(tmp_path / "c.png", res=48, n=0)
+
+
+def _roll_deg(R: torch.Tensor) -> torch.Tensor:
+    """Angle in the image between "up" and the hand's distal axis (degrees)."""
+    d = R[:, :, 1]                        # the hand's y axis in the camera frame
+    return torch.rad2deg(torch.atan2(d[:, 0], -d[:, 1]))
+
+
+def test_capture_world_keeps_cameras_near_the_palm_equator_and_fingers_up():
+    """capture: elevation within +-50 degrees of the palm's equator, any azimuth, roll
+    within +-45 degrees; sphere reaches beyond both."""
+    from benchmarks.synth.scene import LAB, VIEWPOINTS, sample_scenes
+
+    cap = sample_scenes(512, LAB, 64, torch.Generator().manual_seed(1), world="capture")
+    sph = sample_scenes(512, LAB, 64, torch.Generator().manual_seed(1), world="sphere")
+    limit = VIEWPOINTS["capture"]
+    v = -cap.R[:, 2]                                            # optical axis, hand frame
+    el = torch.rad2deg(torch.asin(v[:, 1]))
+    az = torch.rad2deg(torch.atan2(v[:, 0], v[:, 2]))
+    assert el.abs().max() <= limit.elevation_deg + 1e-3
+    assert az.min() < -150 and az.max() > 150                 # palm, back and both sides
+    assert _roll_deg(cap.R).abs().max() <= limit.roll_deg + 1e-3
+    assert sph.viewpoints()[:, 1].abs().max() > 60 and _roll_deg(sph.R).abs().max() > 120
+    with pytest.raises(UserError, match="unknown synthetic world"):
+        sample_scenes(2, LAB, 64, torch.Generator(), world="moon")
+
+
+def test_world_is_part_of_the_lab_product(tmp_path):
+    from benchmarks.prepare import synthetic
+
+    a = synthetic("lab", tmp_path, n=4, res=32, seed=0, eval_n=2, world="capture")
+    b = synthetic("lab", tmp_path, n=4, res=32, seed=0, eval_n=2, world="sphere")
+    assert a != b and load(b / "synth.json")["world"] == "sphere"
+    assert load(a / "training_xyz.json") != load(b / "training_xyz.json")

@@ -37,10 +37,11 @@ def _annotate(tile: Image.Image, uv: list[list[float]]) -> Image.Image:
     return Image.alpha_composite(tile.convert("RGBA"), overlay).convert("RGB")
 
 
-def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24) -> Path:
-    """Write a PNG grid of ``n`` samples (two thirds in the lab style cycling through every
-    gesture, the rest in the wild style), each shown as rendered and with its keypoints and
-    bones drawn, captioned with the gesture and background kind. Returns ``path``."""
+def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24, world: str = "capture") -> Path:
+    """Write a PNG grid of ``n`` samples (two thirds in the lab style with ``world``'s
+    viewpoints, cycling through every gesture, the rest in the wild style), each shown as
+    rendered and with its keypoints and bones drawn, captioned with the gesture and background
+    kind. Returns ``path``."""
     if n <= 0:
         raise UserError(f"the preview needs n > 0 samples, got {n}")
     if res < MIN_RES:
@@ -50,10 +51,10 @@ def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24) -> Path:
     gestures = torch.arange(n) % len(GESTURES)
     captions, tiles = [], []
     with torch.inference_mode():
-        for style, idx in ((LAB, gestures[:n_lab]), (WILD, gestures[n_lab:])):
+        for style, idx, views in ((LAB, gestures[:n_lab], world), (WILD, gestures[n_lab:], "sphere")):
             if not len(idx):
                 continue
-            sc = sample_scenes(len(idx), style, res, gen, gesture=idx)
+            sc = sample_scenes(len(idx), style, res, gen, gesture=idx, world=views)
             out = render_scenes(sc, res, gen)
             for i in range(len(idx)):
                 image = Image.fromarray(out.images[i].permute(1, 2, 0).numpy())

@@ -13,7 +13,7 @@
   about a quarter of the hands (never fewer than one when there are two or more) are held
   out as the test split.
 
-Every folder gets ``synth.json`` ({kind, n, res, seed, version[, eval_n]}) written last, so a
+Every folder gets ``synth.json`` ({kind, n, res, seed, version[, eval_n, world]}) written last, so a
 folder without it is incomplete. Scenes are drawn in chunks of ``CHUNK`` from generators
 seeded by (seed, stream, chunk index), so the first k items do not depend on n, and the
 files are written in a fixed order with fixed JPEG settings: the same arguments give
@@ -33,11 +33,11 @@ from torch import Tensor
 
 from benchmarks.errors import UserError
 from benchmarks.synth.hand import GESTURES
-from benchmarks.synth.scene import (LAB, TRIPLET, WILD, Rendered, Scenes, render_scenes,
-                                    sample_scenes, sample_triplets)
+from benchmarks.synth.scene import (LAB, TRIPLET, WILD, WORLDS, Rendered, Scenes,
+                                    render_scenes, sample_scenes, sample_triplets)
 
 KINDS = ("lab", "wild", "triplets")
-VERSION = 1                 # bump whenever the generated files change
+VERSION = 2                 # bump whenever the generated files change (2: lab worlds)
 CHUNK = 64                  # scenes sampled per generator
 HANDS_PER_TRIPLET_GROUP = 4
 TEST_FRACTION = 0.25
@@ -74,10 +74,11 @@ Chunk = tuple[int, Scenes, Rendered]
 
 
 def lab_chunks(split: str, n: int, res: int, seed: int,
-               device: str | torch.device = "cpu") -> Iterator[Chunk]:
-    """(first index, scenes, rendering) of the lab split ("training" or "evaluation")."""
+               device: str | torch.device = "cpu", world: str = "capture") -> Iterator[Chunk]:
+    """(first index, scenes, rendering) of the lab split ("training" or "evaluation"), with
+    viewpoints from ``scene.VIEWPOINTS[world]``."""
     for start, count, gen in _chunks(n, f"lab/{split}", seed):
-        sc = sample_scenes(CHUNK, LAB, res, gen).select(torch.arange(count))
+        sc = sample_scenes(CHUNK, LAB, res, gen, world=world).select(torch.arange(count))
         yield start, sc, render_scenes(sc, res, gen, device)
 
 
@@ -106,11 +107,11 @@ def _meta(sc: Scenes) -> list[dict]:
 
 
 def _write_freihand_split(root: Path, split: str, n: int, res: int, seed: int,
-                          device: str | torch.device) -> None:
+                          device: str | torch.device, world: str) -> None:
     rgb = root / split / "rgb"
     rgb.mkdir(parents=True, exist_ok=True)
     xyz, K, meta = [], [], []
-    for start, sc, out in lab_chunks(split, n, res, seed, device):
+    for start, sc, out in lab_chunks(split, n, res, seed, device, world):
         for i in range(len(sc)):
             _save_jpeg(out.images[i], rgb / f"{start + i:08d}.jpg")
         xyz += _rounded(out.xyz, 6)
@@ -164,11 +165,15 @@ def _write_triplets(root: Path, n: int, res: int, seed: int, device: str | torch
 
 
 def generate(kind: str, out: Path, n: int, res: int, seed: int, eval_n: int | None = None,
-             *, device: str | torch.device = "cpu") -> Path:
+             *, device: str | torch.device = "cpu", world: str = "capture") -> Path:
     """Write the synthetic product ``kind`` ("lab", "wild" or "triplets") with ``n`` items of
     ``res`` x ``res`` pixels into ``out`` (created) and return ``out``. ``eval_n``: size of the
-    lab evaluation split, default max(16, n // 4). Same arguments, same bytes (on one device
-    type). Raises ``UserError`` for a bad kind, n <= 0, eval_n <= 0 or res < 32."""
+    lab evaluation split, default max(16, n // 4). ``world`` (lab only): the viewpoint
+    distribution, ``capture`` (FreiHAND-like) or ``sphere`` (every direction and roll; see
+    ``scene.VIEWPOINTS``). Same arguments, same bytes (on one device type). Raises
+    ``UserError`` for a bad kind or world, n <= 0, eval_n <= 0 or res < 32."""
+    if world not in WORLDS:
+        raise UserError(f"unknown synthetic world {world!r}; choose one of: {', '.join(WORLDS)}")
     if kind not in KINDS:
         raise UserError(f"unknown synthetic data kind {kind!r}; choose from {', '.join(KINDS)}")
     if n <= 0:
@@ -185,9 +190,10 @@ def generate(kind: str, out: Path, n: int, res: int, seed: int, eval_n: int | No
     with torch.inference_mode():
         if kind == "lab":
             n_eval = max(16, n // 4) if eval_n is None else eval_n
-            _write_freihand_split(out, "training", n, res, seed, device)
-            _write_freihand_split(out, "evaluation", n_eval, res, seed, device)
+            _write_freihand_split(out, "training", n, res, seed, device, world)
+            _write_freihand_split(out, "evaluation", n_eval, res, seed, device, world)
             info["eval_n"] = n_eval
+            info["world"] = world
         elif kind == "wild":
             _write_wild(out, n, res, seed, device)
         else:

@@ -14,6 +14,7 @@ from typing import TypeVar, cast
 import torch
 from torch import Tensor
 
+from benchmarks.errors import UserError
 from benchmarks.synth import appearance
 from benchmarks.synth.appearance import LightRange, Skin, uniform
 from benchmarks.synth.backgrounds import BackgroundSpec, draw_backgrounds, sample_backgrounds
@@ -26,6 +27,7 @@ from benchmarks.synth.hand import GESTURES, forward_kinematics, sample_poses, sa
 from benchmarks.synth.render import Capsules, Lighting, Plate, composite, rasterize, shade
 
 T = TypeVar("T")
+WORLDS = ("capture", "sphere")   # viewpoint distributions of the labelled (lab) product
 DISTRACTOR = 3          # first material slot of distractor shapes
 FOREARM_CAP_DEG = 30.0  # no camera within this angle of the forearm axis (it would be in the arm)
 FOREARM_CLIP = 0.5      # the forearm ends no nearer to the camera than this x the hand's depth
@@ -70,6 +72,40 @@ TRIPLET = Style(fill=(0.6, 0.85), offset=0.0, anywhere=False,
                 sleeve_p=0.3, distractors=0, blur_p=0.0, blur_sigma=(0.0, 0.0),
                 noise=(0.003, 0.008))
 TRIPLET_STEP_DEG = (5.0, 12.0)      # angle between neighbouring views of a triplet
+
+
+@dataclass(frozen=True)
+class Viewpoints:
+    """Where cameras stand around the hand and how they roll.
+
+    ``elevation_deg``: largest angle between the view direction and the hand's palm plane
+    equator (the plane spanned by the radial and palmar axes); directions are uniform in area
+    over that band (None: the whole sphere minus the forearm cap). ``roll_deg``: the roll about
+    the optical axis is uniform in +-roll_deg around the pose in which the fingers point up the
+    image (180: any roll).
+    """
+    elevation_deg: float | None
+    roll_deg: float
+
+
+# ``capture`` resembles FreiHAND's capture: a person holds the hand up in front of a rig of
+# cameras arranged around it, so the cameras see palm, back and both sides (any azimuth) from
+# within +-50 degrees of the palm's equator (never straight down the fingers or up the forearm),
+# and the crops show the fingers pointing up to sideways (roll +-45 degrees). ``sphere`` is the
+# harder world of handbench's first release: any direction outside the forearm cap, any roll.
+VIEWPOINTS = {"capture": Viewpoints(elevation_deg=50.0, roll_deg=45.0),
+              "sphere": Viewpoints(elevation_deg=None, roll_deg=180.0)}
+
+
+def sample_directions(n: int, views: Viewpoints, forearm: Tensor, gen: torch.Generator) -> Tensor:
+    """View directions (n, 3) in the hand frame drawn from ``views``."""
+    if views.elevation_deg is None:
+        return directions_outside_cap(forearm, FOREARM_CAP_DEG, gen)
+    s = math.sin(math.radians(views.elevation_deg))
+    sin_el = uniform(gen, (n,), -s, s)                 # uniform in area over the band
+    az = uniform(gen, (n,), -math.pi, math.pi)
+    cos_el = (1 - sin_el**2).sqrt()
+    return torch.stack([cos_el * torch.sin(az), sin_el, cos_el * torch.cos(az)], -1)
 
 
 @dataclass
@@ -160,12 +196,17 @@ def _pick(x: T, index: Tensor) -> T:
 
 
 def sample_scenes(n: int, style: Style, res: int, gen: torch.Generator,
-                  gesture: Tensor | None = None, hand_of: Tensor | None = None) -> Scenes:
+                  gesture: Tensor | None = None, hand_of: Tensor | None = None,
+                  world: str = "sphere") -> Scenes:
     """``n`` random scenes in ``style`` for ``res``-pixel images. Gestures are uniform over
-    ``GESTURES`` unless given; viewpoints are uniform over the view sphere except the cap of
-    ``FOREARM_CAP_DEG`` around the forearm (where the camera would sit in the arm), with a
-    uniform roll about the optical axis. ``hand_of`` (n,) maps scenes to hand identities
-    (shape and skin) 0..H-1; by default every scene has its own hand."""
+    ``GESTURES`` unless given; viewpoints follow ``VIEWPOINTS[world]`` (``sphere``: uniform
+    over the view sphere except the cap of ``FOREARM_CAP_DEG`` around the forearm, where the
+    camera would sit in the arm, with a uniform roll about the optical axis). ``hand_of`` (n,)
+    maps scenes to hand identities (shape and skin) 0..H-1; by default every scene has its own
+    hand."""
+    if world not in VIEWPOINTS:
+        raise UserError(f"unknown synthetic world {world!r}; choose one of: {', '.join(WORLDS)}")
+    views = VIEWPOINTS[world]
     if gesture is None:
         gesture = torch.randint(0, len(GESTURES), (n,), generator=gen)
     if hand_of is None:
@@ -175,8 +216,9 @@ def sample_scenes(n: int, style: Style, res: int, gen: torch.Generator,
     angles, wrist = sample_poses(gesture, gen)
     skel = forward_kinematics(shape, angles, wrist)
     caps, plate = hand_body(shape, skel)
-    v = directions_outside_cap(skel.forearm_dir, FOREARM_CAP_DEG, gen)
-    R = look_rotation(v, uniform(gen, (n,), 0.0, 2 * math.pi))
+    v = sample_directions(n, views, skel.forearm_dir, gen)
+    roll = math.radians(views.roll_deg)
+    R = look_rotation(v, uniform(gen, (n,), -roll, roll))
     K = sample_intrinsics(n, res, gen)
     size, target, room = _framing(n, style, res, gen)
     centre = skel.joints.mean(1)
