@@ -102,3 +102,39 @@ def freihand_metrics(pred_xyz: ArrayLike, gt_xyz: ArrayLike) -> dict[str, Any]:
         "per_joint_pa_epe_mm": (pa_per_joint * 1000.0).tolist(),
         "n": int(gt.shape[0]),
     }
+
+
+THRESHOLDS_2D = np.linspace(0.0, 0.1, 100)
+"""2D PCK thresholds as fractions of the crop side: 0 to 10 % inclusive, 100 points (at 224 px,
+0 to 22.4 px)."""
+
+
+def keypoint_2d_metrics(pred_uv: ArrayLike, gt_uv: ArrayLike, side: float) -> dict[str, Any]:
+    """2D scores of predicted image keypoints, so that learning shows before 3D converges.
+
+    ``pred_uv`` and ``gt_uv`` are (N, K, 2) pixels of the network input, ``side`` its side in
+    pixels. Measures follow the 3D ones (per keypoint over samples, then the keypoint mean):
+
+    ``epe_2d_px``          mean end-point error in pixels of the network input
+    ``epe_2d_frac``        the same as a fraction of the crop side
+    ``pck_2d_thresholds``  ``THRESHOLDS_2D``, fractions of the side
+    ``pck_2d``, ``auc_2d`` PCK at each threshold and its normalised trapezoid area
+    """
+    pred = np.asarray(pred_uv, dtype=np.float64)
+    gt = np.asarray(gt_uv, dtype=np.float64)
+    if pred.shape != gt.shape or gt.ndim != 3 or gt.shape[-1] != 2 or gt.shape[0] == 0:
+        raise ValueError(f"expected two equal (N, K, 2) arrays with N > 0, got {pred.shape} and {gt.shape}")
+    if not side > 0:
+        raise ValueError(f"side must be > 0 pixels, got {side}")
+    dist = np.linalg.norm(pred - gt, axis=-1) / side
+    per_joint = dist.mean(axis=0)
+    pck = (dist[:, :, None] <= THRESHOLDS_2D).mean(axis=0)
+    norm = np.trapezoid(np.ones_like(THRESHOLDS_2D), THRESHOLDS_2D)
+    auc = np.trapezoid(pck, THRESHOLDS_2D, axis=-1) / norm
+    return {
+        "epe_2d_px": float(per_joint.mean() * side),
+        "epe_2d_frac": float(per_joint.mean()),
+        "pck_2d_thresholds": THRESHOLDS_2D.tolist(),
+        "pck_2d": pck.mean(axis=0).tolist(),
+        "auc_2d": float(auc.mean()),
+    }

@@ -180,3 +180,24 @@ def test_shape_mismatch_is_rejected() -> None:
         freihand_metrics(np.zeros((2, 21, 3)), np.zeros((3, 21, 3)))
     with pytest.raises(ValueError):
         freihand_metrics(np.zeros((2, 21, 2)), np.zeros((2, 21, 2)))
+
+
+def test_2d_metrics_against_hand_computed_values():
+    """Half the joints 3 px off, half 4 px off, in a 64 px crop: EPE 3.5 px = 0.0546875 of
+    the side; PCK is 0 below 3/64, 0.5 from 3/64 and 1 from 4/64 of the side."""
+    from eval.metrics import THRESHOLDS_2D, keypoint_2d_metrics
+
+    gt = np.zeros((4, 2, 2))
+    pred = gt.copy()
+    pred[:, 0, 0] = 3.0
+    pred[:, 1, 1] = -4.0
+    m = keypoint_2d_metrics(pred, gt, 64)
+    assert m["epe_2d_px"] == pytest.approx(3.5)
+    assert m["epe_2d_frac"] == pytest.approx(3.5 / 64)
+    pck = np.asarray(m["pck_2d"])
+    expected = 0.5 * (THRESHOLDS_2D >= 3 / 64) + 0.5 * (THRESHOLDS_2D >= 4 / 64)
+    np.testing.assert_allclose(pck, expected)
+    norm = np.trapezoid(np.ones_like(THRESHOLDS_2D), THRESHOLDS_2D)
+    assert m["auc_2d"] == pytest.approx(np.trapezoid(expected, THRESHOLDS_2D) / norm)
+    with pytest.raises(ValueError):
+        keypoint_2d_metrics(pred, gt[:, :1], 64)
