@@ -79,7 +79,8 @@ class Views:
 class Augmenter:
     """Batched random views with their parameters (see the module docstring)."""
 
-    def __init__(self, cfg: AugmentConfig, geometric: bool = True, photometric: bool = True):
+    def __init__(self, cfg: AugmentConfig, geometric: bool = True, photometric: bool = True,
+                 key: str = "pretrain.augment"):
         checks = [
             ("rotate_deg", cfg.rotate_deg >= 0, ">= 0"),
             ("translate", 0 <= cfg.translate < 1, "in [0, 1)"),
@@ -92,9 +93,9 @@ class Augmenter:
             ("blur_p", 0 <= cfg.blur_p <= 1, "in [0, 1]"),
             ("blur_sigma_max", cfg.blur_sigma_max >= 0.1, ">= 0.1"),
         ]
-        for key, ok, rule in checks:
+        for name, ok, rule in checks:
             if not ok:
-                raise UserError(f"pretrain.augment.{key} must be {rule} (got {getattr(cfg, key)})")
+                raise UserError(f"{key}.{name} must be {rule} (got {getattr(cfg, name)})")
         self.cfg = cfg
         self.geometric = geometric
         self.photometric = photometric

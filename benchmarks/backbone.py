@@ -20,7 +20,8 @@ class Backbone(nn.Module):
     """A timm model (``num_classes=0``) with input normalisation.
 
     ``forward(x)`` -> pooled features (B, feat_dim); ``forward_features(x)`` -> the last
-    feature map (B, C, h, w); ``net`` is the timm model whose state dict is what the
+    feature map (B, C, h, w); ``pyramid(x)`` -> the last three maps (channels
+    ``pyramid_channels``); ``net`` is the timm model whose state dict is what the
     pre-training cache stores and ``init_backbone`` loads.
     """
 
@@ -28,6 +29,8 @@ class Backbone(nn.Module):
         super().__init__()
         self.net = net
         self.feat_dim = int(net.num_features)
+        self.levels = len(net.feature_info)
+        self.pyramid_channels = [int(f["num_chs"]) for f in net.feature_info[-3:]]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -36,6 +39,12 @@ class Backbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(self.normalise(x))
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The last three feature maps, finest first (strides 8, 16, 32 for a ResNet)."""
+        n = self.levels
+        return self.net.forward_intermediates(self.normalise(x), indices=[n - 3, n - 2, n - 1],
+                                              intermediates_only=True)
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.net.forward_head(fmap)

@@ -78,8 +78,12 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
 
 def validate(cfg: DictConfig) -> None:
     """Ranges and names the schema's types cannot express; one line per problem."""
+    from benchmarks.augment import Augmenter
     from benchmarks.backbone import BACKBONES
     from benchmarks.budget import parse_budget
+    from benchmarks.engine import OPTIMIZERS
+    from benchmarks.synth.scene import WORLDS
+    from eval.pose_model import HEADS, ROOT_MODES
 
     if cfg.backbone not in BACKBONES:
         raise UserError(f"unknown backbone {cfg.backbone!r}; choose one of: {', '.join(BACKBONES)}")
@@ -99,10 +103,20 @@ def validate(cfg: DictConfig) -> None:
         ("finetune.eval_points", cfg.finetune.eval_points >= 1, ">= 1"),
         ("pretrain.warmup_frac", 0.0 <= cfg.pretrain.warmup_frac < 1.0, "in [0, 1)"),
         ("finetune.warmup_frac", 0.0 <= cfg.finetune.warmup_frac < 1.0, "in [0, 1)"),
+        ("finetune.depth_weight", cfg.finetune.depth_weight >= 0, ">= 0"),
+        ("finetune.heatmap_weight", cfg.finetune.heatmap_weight >= 0, ">= 0"),
+        ("finetune.heatmap_sigma", cfg.finetune.heatmap_sigma > 0, "> 0"),
     ]
     for key, ok, rule in checks:
         if not ok:
             raise UserError(f"{key} must be {rule} (got {OmegaConf.select(cfg, key)})")
+    choices = [("finetune.head", HEADS), ("finetune.root", ROOT_MODES),
+               ("finetune.optimizer", OPTIMIZERS), ("data.world", WORLDS)]
+    for key, valid in choices:
+        if OmegaConf.select(cfg, key) not in valid:
+            raise UserError(f"{key} must be one of: {', '.join(valid)} (got {OmegaConf.select(cfg, key)!r})")
+    Augmenter(cfg.pretrain.augment, key="pretrain.augment")        # range checks, one line each
+    Augmenter(cfg.finetune.augment, key="finetune.augment")
     if cfg.data.name != "synthetic":
         _check_root("data.root", cfg.data.root)
     for i, src in enumerate(cfg.pretrain.sources):

@@ -36,6 +36,24 @@ class AugmentConfig:
 
 
 @dataclass
+class FinetuneAugmentConfig(AugmentConfig):
+    """Label-consistent augmentation of fine-tuning, its own ranges: milder than pre-training's
+    views (the labelled set already has its viewpoints and rolls; fine-tuning needs images that
+    still look like the evaluation split, not invariance)."""
+    enabled: bool = True
+    rotate_deg: float = 20.0
+    translate: float = 0.05
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.02
+    blur_p: float = 0.0
+    blur_sigma_max: float = 1.0
+
+
+@dataclass
 class SourceConfig:
     """One pre-training data set; sources are drawn with probability proportional to weight."""
     name: str = "synthetic_wild"    # synthetic_wild | synthetic_lab | freihand | youtube3d
@@ -54,6 +72,7 @@ class DataConfig:
     n_eval: int = 256               # synthetic: evaluation samples
     n_triplets: int = 512           # synthetic: viewpoint triplets (trajreg and probes)
     world_seed: int = 0             # synthetic: the world's seed (fixed across run seeds)
+    world: str = "capture"          # synthetic: viewpoints, capture (FreiHAND-like) | sphere (harder)
     cache: Optional[str] = None     # where generated data sets live ($BENCH_DATA or ~/.cache/handbench)
     val_fraction: float = 0.0       # held-out training ids for model selection (never the eval split)
 
@@ -77,9 +96,14 @@ class FinetuneConfig:
     weight_decay: float = 2e-4      # not on biases and norm weights
     depth_weight: float = 5.0       # L1(uv) + depth_weight x L1(relative depth)
     warmup_frac: float = 0.0
+    optimizer: str = "adam"         # adam (L2 weight decay, PeCLR) | adamw (decoupled)
+    head: str = "regression"        # regression (PeCLR's released model) | heatmap (2.5D heatmaps)
+    root: str = "closed_form"       # the root refiner corrects: closed_form (PeCLR) | prior (median)
+    heatmap_weight: float = 1.0     # heatmap head: weight of the Gaussian prior loss (Nibali et al.)
+    heatmap_sigma: float = 1.0      # its width, in cells of the stride-8 map
     label_fraction: float = 1.0     # seeded subset of labelled ids (all versions of an id together)
     freeze_backbone: bool = False   # True: a probe on frozen features
-    augment: bool = True            # label-consistent rotation / scale / translation / colour
+    augment: FinetuneAugmentConfig = field(default_factory=FinetuneAugmentConfig)
     eval_points: int = 4            # periodic evaluations for the convergence curve
     seed: Optional[int] = None      # defaults to the run seed
 

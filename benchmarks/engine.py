@@ -22,6 +22,7 @@ from benchmarks.budget import warmup_cosine
 from benchmarks.config import EngineConfig
 
 CKPT = "last.ckpt"
+OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
 
 
 class TrainingError(RuntimeError):
@@ -104,6 +105,7 @@ class Phase:
     ckpt_dir: Path
     evaluate: Callable[[nn.Module, int], dict] | None = None
     eval_steps: tuple[int, ...] = ()                  # after these many steps (1-based)
+    optimizer: str = "adam"                           # one of OPTIMIZERS
 
 
 @dataclass
@@ -139,7 +141,8 @@ class Engine:
     def fit(self, ph: Phase) -> PhaseResult:
         fabric = self.fabric
         module = self.prepare(ph.module)
-        opt = torch.optim.Adam(param_groups(module, ph.weight_decay), lr=ph.lr)
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[ph.optimizer]
+        opt = opt_cls(param_groups(module, ph.weight_decay), lr=ph.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: warmup_cosine(k, ph.steps, ph.warmup_frac))
         module, opt = fabric.setup(module, opt)

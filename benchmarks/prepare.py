@@ -28,11 +28,14 @@ def data_cache(cfg: DictConfig) -> Path:
     return Path(os.path.expanduser(root))
 
 
-def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int | None = None) -> Path:
+def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int | None = None,
+              world: str = "capture") -> Path:
     """The folder of a synthetic product, generated once (atomically) and then reused."""
     from benchmarks import synth
 
     name = f"{kind}-v{synth.VERSION}-n{n}-r{res}-s{seed}" + (f"-e{eval_n}" if eval_n else "")
+    if kind == "lab":
+        name += f"-{world}"
     folder = cache / "synth" / name
     if (folder / "synth.json").exists():
         return folder
@@ -40,7 +43,7 @@ def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int |
         if not (folder / "synth.json").exists():
             tmp = cache / "synth" / f".{name}.tmp{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            synth.generate(kind, tmp, n=n, res=res, seed=seed, eval_n=eval_n)
+            synth.generate(kind, tmp, n=n, res=res, seed=seed, eval_n=eval_n, world=world)
             shutil.rmtree(folder, ignore_errors=True)
             tmp.rename(folder)
     return folder
@@ -60,7 +63,8 @@ class Data:
         self.cache = data_cache(cfg)
         d = cfg.data
         if d.name == "synthetic":
-            self.lab_root = synthetic("lab", self.cache, d.n_train, d.res, d.world_seed, d.n_eval)
+            self.lab_root = synthetic("lab", self.cache, d.n_train, d.res, d.world_seed, d.n_eval,
+                                      world=d.world)
         else:
             self.lab_root = Path(os.path.expanduser(d.root))
         self._train_all = FreiHAND(self.lab_root, "train", d.res, preload=False)
@@ -74,7 +78,7 @@ class Data:
         if src.name == "synthetic_wild":
             root = synthetic("wild", self.cache, src.n, WILD_FRAME * res, d.world_seed + 1 + i)
         elif src.name == "synthetic_lab":
-            root = synthetic("lab", self.cache, src.n, 2 * res, d.world_seed + 1 + i)
+            root = synthetic("lab", self.cache, src.n, 2 * res, d.world_seed + 1 + i, world=d.world)
         else:
             root = Path(os.path.expanduser(src.root))
         small = src.name.startswith("synthetic")
@@ -108,13 +112,27 @@ class Data:
     def labelled(self):
         """(fine-tuning subset, evaluation split) with image, K, xyz, scale: in memory when small,
         file-backed (streamed by DataLoader workers) when large."""
+        ids, _ = self._split()
+        return self._open_train(ids), self._pick(self._eval)
+
+    def validation(self):
+        """The held-out training ids (``data.val_fraction``) for choosing recipes, or None.
+        They never depend on the label fraction and never overlap the fine-tuning subset."""
+        _, val = self._split()
+        return self._open_train(val) if val else None
+
+    def _split(self) -> tuple[list[int], list[int]]:
         cfg = self.cfg
         seed = cfg.finetune.seed if cfg.finetune.seed is not None else cfg.seed
-        ids, _ = split_ids(self._train_all.n_unique, cfg.data.val_fraction,
-                           cfg.finetune.label_fraction, seed)
+        return split_ids(self._train_all.n_unique, cfg.data.val_fraction,
+                         cfg.finetune.label_fraction, seed)
+
+    def _open_train(self, ids: list[int]):
+        small = self.cfg.data.name == "synthetic"
+        return self._pick(FreiHAND(self.lab_root, "train", self.cfg.data.res, ids=ids, preload=small))
+
+    def _pick(self, ds):
+        small = self.cfg.data.name == "synthetic"
         keys = ("image", "K", "xyz", "scale")
-        small = cfg.data.name == "synthetic"
-        train = FreiHAND(self.lab_root, "train", cfg.data.res, ids=ids, preload=small)
-        pick = lambda ds: to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
-        return pick(train), pick(self._eval)
+        return to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
 

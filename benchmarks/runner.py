@@ -85,8 +85,11 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
         extra = max(0.0, total - spent) if (cfg.match == "total" and total is not None) else 0.0
         from eval.finetune import finetune
         train, test = data.labelled()
-        ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra)
-        record.update(status="ok", metrics=ft.metrics, probes=probes)
+        ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra,
+                      val=data.validation())
+        record.update(status="ok", metrics=ft.metrics, baselines=ft.baselines, probes=probes)
+        if ft.validation is not None:
+            record["validation"] = ft.validation
         record["compute"] = {
             "budget_flops": total, "budget_unfair": budget.unfair,
             "pretrain_flops": spent, "finetune_flops": ft.flops,

@@ -1,13 +1,21 @@
 """The single fine-tune-and-evaluate harness: every method is judged by exactly this code.
 
-Protocol (defaults follow the published fine-tuning recipe of Spurr et al., ICCV 2021):
+Protocol (the schema's defaults follow the published fine-tuning recipe of Spurr et al., ICCV
+2021; ``finetune.head``, ``finetune.root`` and ``finetune.optimizer`` name the alternatives):
 a 2.5D pose model (``eval.pose_model.PoseNet``) on the pre-trained backbone; L1 on 2D plus
 ``depth_weight`` x L1 on scale-normalised relative depth; Adam, weight decay on weights only,
-warm-up and cosine decay over the planned steps; label-consistent augmentation through the
-shared batched augmenter (the image moves, the intrinsics K move with it, the 3D labels stay:
-``K' = A K`` keeps every camera ray, so the 2.5D targets are exact). Periodic evaluations on
-the evaluation split feed the convergence curve; the reported metrics are those of the last
-step (no model selection on the evaluation split).
+warm-up and cosine decay over the planned steps; label-consistent augmentation with its own
+ranges (``finetune.augment``) through the shared batched augmenter (the image moves, the
+intrinsics K move with it, the 3D labels stay: ``K' = A K`` keeps every camera ray, so the 2.5D
+targets are exact). Periodic evaluations on the evaluation split feed the convergence curve;
+the reported metrics are those of the last step (no model selection on the evaluation split).
+With ``data.val_fraction > 0`` the same scores on the held-out training ids are recorded as
+``validation``: recipes are chosen on those, never on the evaluation split.
+
+Every evaluation also scores the no-image floors (``eval.floors``) on the same samples, the 2D
+keypoints (``eval.metrics.keypoint_2d_metrics``) and the two depth terms of the 2.5D output
+(``zrel_l1``: mean |zrel error| over the non-root joints, ``z_root_l1``: mean |root depth
+error|, both in bone lengths), so that a model's progress is visible term by term.
 """
 from __future__ import annotations
 
@@ -23,10 +31,12 @@ from benchmarks.augment import Augmenter
 from benchmarks.budget import plan_steps
 from benchmarks.engine import Engine, Phase, step_generator
 from benchmarks.flops import count_step_flops
-from eval.metrics import freihand_metrics
-from eval.pose_model import PoseNet, pose_loss, targets
+from eval.floors import no_image_floors
+from eval.metrics import freihand_metrics, keypoint_2d_metrics
+from eval.pose_model import ROOT, PoseNet, pose_loss, targets
 
 EVAL_BATCH = 256
+PERIODIC = ("epe_mm", "pa_epe_mm", "auc", "pa_auc", "epe_2d_px", "zrel_l1", "z_root_l1")
 
 
 @dataclass
@@ -39,6 +49,8 @@ class FinetuneResult:
     wall_s: float
     curve: list
     evals: list
+    baselines: dict
+    validation: dict | None
 
 
 class PoseTask:
@@ -46,7 +58,8 @@ class PoseTask:
 
     def __init__(self, cfg: DictConfig, res: int):
         self.cfg, self.res = cfg, res
-        self.augmenter = Augmenter(cfg.pretrain.augment) if cfg.finetune.augment else None
+        aug = cfg.finetune.augment
+        self.augmenter = Augmenter(aug, key="finetune.augment") if aug.enabled else None
 
     def __call__(self, model: PoseNet, batch: dict, g: torch.Generator):
         images = batch["image"].float().div_(255)
@@ -58,28 +71,69 @@ class PoseTask:
         if self.cfg.finetune.freeze_backbone:
             model.backbone.eval()
         pred = model(images, K)
-        return pose_loss(pred, targets(batch["xyz"].float(), K), self.res,
-                         self.cfg.finetune.depth_weight)
+        ft = self.cfg.finetune
+        return pose_loss(pred, targets(batch["xyz"].float(), K), self.res, ft.depth_weight,
+                         ft.heatmap_weight, ft.heatmap_sigma)
 
 
 @torch.no_grad()
 def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, ground truth), both (N, 21, 3) in metres; the prediction is the
-    scale-normalised output times the sample's scale, as FreiHAND's evaluation provides it."""
+            ) -> dict[str, np.ndarray]:
+    """Predictions and ground truth of every sample of ``source``, float64 numpy arrays:
+    ``xyz`` / ``xyz_gt`` (N, 21, 3) metres (the scale-normalised output times the sample's
+    scale, as FreiHAND's evaluation provides it), ``uv`` / ``uv_gt`` (N, 21, 2) pixels of the
+    network input, ``zrel`` / ``zrel_gt`` (N, 21) and ``z_root`` / ``z_root_gt`` (N,) in bone
+    lengths."""
     was_training = model.training
     model.eval()
-    preds, gts = [], []
+    out: dict[str, list] = {}
     for b in B.in_order(source, EVAL_BATCH, num_workers):
-        pred = model(b["image"].to(device).float().div_(255), b["K"].to(device).float())
-        preds.append((pred["xyz_norm"] * b["scale"].to(device).view(-1, 1, 1)).float().cpu())
-        gts.append(b["xyz"].float())
+        K = b["K"].to(device).float()
+        pred = model(b["image"].to(device).float().div_(255), K)
+        truth = targets(b["xyz"].to(device).float(), K)
+        rows = {"xyz": pred["xyz_norm"] * b["scale"].to(device).view(-1, 1, 1),
+                "xyz_gt": b["xyz"], "uv": pred["uv_px"], "uv_gt": truth["uv_px"],
+                "zrel": pred["zrel"], "zrel_gt": truth["zrel"],
+                "z_root": pred["z_root"], "z_root_gt": truth["z_root"]}
+        for k, v in rows.items():
+            out.setdefault(k, []).append(v.float().cpu())
     model.train(was_training)
-    return (torch.cat(preds).numpy().astype(np.float64), torch.cat(gts).numpy().astype(np.float64))
+    return {k: torch.cat(v).numpy().astype(np.float64) for k, v in out.items()}
 
 
-def evaluate(model: PoseNet, source, device: torch.device, num_workers: int = 0) -> dict:
-    return freihand_metrics(*predict(model, source, device, num_workers))
+def score(p: dict[str, np.ndarray], side: int) -> dict:
+    """Every metric of one evaluation (see the module docstring) from ``predict``'s arrays."""
+    zrel_err = np.abs(p["zrel"] - p["zrel_gt"])
+    zrel_err = np.delete(zrel_err, ROOT, axis=1)
+    return {**freihand_metrics(p["xyz"], p["xyz_gt"]),
+            **keypoint_2d_metrics(p["uv"], p["uv_gt"], side),
+            "zrel_l1": float(zrel_err.mean()),
+            "z_root_l1": float(np.abs(p["z_root"] - p["z_root_gt"]).mean())}
+
+
+def evaluate(model: PoseNet, source, device: torch.device, num_workers: int = 0,
+             side: int | None = None) -> dict:
+    p = predict(model, source, device, num_workers)
+    return score(p, side if side is not None else _side(source))
+
+
+def _side(source) -> int:
+    first = B.take(source, torch.arange(1))
+    return int(first["image"].shape[-1])
+
+
+def poses(source) -> np.ndarray:
+    """Camera-frame 3D labels (N, 21, 3) metres of every item, without decoding images."""
+    if isinstance(source, B.TensorSource):
+        return source.tensors["xyz"].double().numpy()
+    return source.xyz[source.image_ids % source.n_unique].astype(np.float64)
+
+
+def root_depths(source) -> torch.Tensor:
+    """Scale-normalised root depths (N,) of the labels (``targets``' ``z_root``)."""
+    xyz = torch.from_numpy(poses(source))
+    scale = (xyz[:, 9] - xyz[:, 10]).norm(dim=-1)
+    return xyz[:, ROOT, 2] / scale
 
 
 def reference_steps(cfg: DictConfig, n_train: int) -> int:
@@ -88,40 +142,52 @@ def reference_steps(cfg: DictConfig, n_train: int) -> int:
 
 
 def finetune(cfg: DictConfig, backbone, train, test,
-             engine: Engine, ckpt_dir, extra_flops: float = 0.0) -> FinetuneResult:
-    """Fine-tune a pose model on ``backbone`` and evaluate it.
+             engine: Engine, ckpt_dir, extra_flops: float = 0.0, val=None) -> FinetuneResult:
+    """Fine-tune a pose model on ``backbone`` and evaluate it on ``test`` (and ``val``, the
+    held-out training ids, when given).
 
     ``extra_flops``: compute to add to the recipe's fine-tuning (``match=total``: the budget a
     method did not spend on pre-training is spent here), planned with the measured step cost.
     """
     device = engine.device
-    seed = cfg.finetune.seed if cfg.finetune.seed is not None else cfg.seed
+    ft = cfg.finetune
+    seed = ft.seed if ft.seed is not None else cfg.seed
     res = cfg.data.res
     torch.manual_seed(seed + 2)
-    model = PoseNet(backbone, backbone.feat_dim).to(device)
-    if cfg.finetune.freeze_backbone:
+    model = PoseNet(backbone, backbone.feat_dim, head=ft.head, root=ft.root)
+    model.refiner.set_prior(root_depths(train))
+    model = model.to(device)
+    if ft.freeze_backbone:
         backbone.requires_grad_(False)
     task = PoseTask(cfg, res)
-    order = B.StepIndices(len(train), cfg.finetune.batch_size, seed)
+    order = B.StepIndices(len(train), ft.batch_size, seed)
     first = {k: v.to(device) for k, v in B.take(train, order(0)).items()}
     step_flops = count_step_flops(model, task, first, step_generator(seed, "probe", 0, device))
     steps = reference_steps(cfg, len(train))
     if extra_flops > 0:
         steps = plan_steps(steps * step_flops + extra_flops, step_flops)
-    points = min(cfg.finetune.eval_points, steps)
+    points = min(ft.eval_points, steps)
     eval_steps = tuple(sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)}))
 
     def periodic(m, k):
-        full = evaluate(m, test, device, cfg.engine.num_workers)
-        return {key: full[key] for key in ("epe_mm", "pa_epe_mm", "auc", "pa_auc")}
+        full = evaluate(m, test, device, cfg.engine.num_workers, side=res)
+        return {key: full[key] for key in PERIODIC}
 
     ph = Phase(name="finetune", module=model, loss_fn=task,
                batches=lambda start: B.iterate(train, order, start, steps, cfg.engine.num_workers),
-               steps=steps, lr=cfg.finetune.lr, weight_decay=cfg.finetune.weight_decay,
-               warmup_frac=cfg.finetune.warmup_frac, images_per_step=cfg.finetune.batch_size,
-               seed=seed, ckpt_dir=ckpt_dir, evaluate=periodic, eval_steps=eval_steps)
+               steps=steps, lr=ft.lr, weight_decay=ft.weight_decay,
+               warmup_frac=ft.warmup_frac, images_per_step=ft.batch_size,
+               seed=seed, ckpt_dir=ckpt_dir, evaluate=periodic, eval_steps=eval_steps,
+               optimizer=ft.optimizer)
     out = engine.fit(ph)
-    metrics = evaluate(model, test, device, cfg.engine.num_workers)
+    train_poses = poses(train)
+    metrics = evaluate(model, test, device, cfg.engine.num_workers, side=res)
+    baselines = no_image_floors(train_poses, poses(test))
+    validation = None
+    if val is not None:
+        validation = evaluate(model, val, device, cfg.engine.num_workers, side=res)
+        validation["baselines"] = no_image_floors(train_poses, poses(val))
     return FinetuneResult(metrics=metrics, steps=steps, flops=steps * step_flops,
-                          step_flops=step_flops, images=steps * cfg.finetune.batch_size,
-                          wall_s=out.wall_s, curve=out.curve, evals=out.evals)
+                          step_flops=step_flops, images=steps * ft.batch_size,
+                          wall_s=out.wall_s, curve=out.curve, evals=out.evals,
+                          baselines=baselines, validation=validation)

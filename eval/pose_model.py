@@ -24,6 +24,8 @@ Conventions:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,6 +33,8 @@ from torch import nn
 ROOT = 9                 # middle MCP
 BONE = (9, 10)           # middle MCP -> PIP, FreiHAND's scale bone
 Z_ROOT_RANGE = (4.0, 50.0)  # closed-form root depth clamp, in bone lengths (PeCLR's values)
+HEADS = ("regression", "heatmap")      # direct regression (PeCLR's RN_25D_wMLPref) | 2.5D heatmaps
+ROOT_MODES = ("closed_form", "prior")  # what the root refiner corrects (see RootRefiner)
 _EPS = 1e-8
 
 
@@ -75,14 +79,26 @@ def targets(xyz: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 class RootRefiner(nn.Module):
-    """Adds a learned correction to the closed-form root depth (Spurr et al. ECCV 2020).
+    """A learned root depth from the 2.5D prediction (Spurr et al. ECCV 2020).
 
-    Input per sample: zrel (J), ray x, y (2J), closed-form z_root (1). The last layer is
-    zero-initialised, so an untrained refiner returns the closed form unchanged.
+    Input per sample: zrel (J), ray x, y (2J), closed-form z_root (1). Two ways to start:
+
+    - ``closed_form`` (the released PeCLR model): ``z_root = z0 + mlp(...)``, a correction to
+      the closed form, which an untrained refiner returns unchanged.
+    - ``prior``: ``z_root = median + spread * mlp(...)``, a scaled correction to the training
+      ids' median root depth (``set_prior``), with the closed form as one more input (in units
+      of the spread). An untrained refiner predicts the median, the best constant under L1;
+      the closed form, clamped and computed from a noisy early 2D estimate, can be off by tens
+      of bone lengths.
+
+    The last layer is zero-initialised in both.
     """
 
-    def __init__(self, n_joints: int, hidden: int = 128):
+    def __init__(self, n_joints: int, hidden: int = 128, mode: str = "closed_form"):
         super().__init__()
+        if mode not in ROOT_MODES:
+            raise ValueError(f"root refiner mode must be one of {ROOT_MODES}, got {mode!r}")
+        self.mode = mode
         self.mlp = nn.Sequential(
             nn.Linear(3 * n_joints + 1, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(),
             nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(),
@@ -90,32 +106,125 @@ class RootRefiner(nn.Module):
         )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
+        self.register_buffer("prior", torch.tensor([0.0, 1.0]))   # median, spread
+
+    def set_prior(self, z_root: torch.Tensor) -> None:
+        """The training ids' root depths (bone lengths): their median and a robust spread
+        (1.4826 x the median absolute deviation, floored at 1e-3)."""
+        z = z_root.detach().double().flatten().cpu()
+        med = z.median()
+        spread = ((z - med).abs().median() * 1.4826).clamp_min(1e-3)
+        self.prior.copy_(torch.stack([med, spread]).to(self.prior))
 
     def forward(self, zrel: torch.Tensor, xy: torch.Tensor, z_root: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([zrel, xy.flatten(1), z_root[:, None]], dim=1)
-        return z_root + self.mlp(features).squeeze(1)
+        if self.mode == "closed_form":
+            features = torch.cat([zrel, xy.flatten(1), z_root[:, None]], dim=1)
+            return z_root + self.mlp(features).squeeze(1)
+        med, spread = self.prior[0].to(z_root), self.prior[1].to(z_root)
+        features = torch.cat([zrel, xy.flatten(1), ((z_root - med) / spread)[:, None]], dim=1)
+        return med + spread * self.mlp(features).squeeze(1)
+
+
+class HeatmapHead(nn.Module):
+    """Latent 2.5D heatmaps with soft-argmax (integral regression; Iqbal et al. ECCV 2018).
+
+    Input: the backbone's last three feature maps (strides 8, 16, 32 for a ResNet). A small
+    top-down pyramid (Lin et al., "Feature Pyramid Networks", CVPR 2017) brings them to the
+    stride-8 map: 1x1 lateral convolutions to ``width`` channels, bilinear upsampling, sum, two
+    3x3 conv-BN-ReLU. A 1x1 convolution gives per joint a heatmap logit map and a depth map.
+    The softmax of the logits is a distribution over the map: its expectation of the cell
+    centres is (u/W, v/H) and its expectation of the depth map is zrel. Everything is
+    differentiable, so the same L1 losses as the direct head train it; ``heatmap_prior_loss``
+    adds the distribution regulariser of Nibali et al. (2018).
+
+    At 64 px the stride-8 map is 8 x 8 cells; the stride-32 map alone would be 2 x 2, which
+    measured no better than direct regression (see results/calibration).
+    """
+
+    def __init__(self, in_channels: tuple[int, ...], n_joints: int, width: int = 128):
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
+        self.mix = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(width, 2 * n_joints, 1)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        nn.init.zeros_(self.out.bias)
+        self.n_joints = n_joints
+
+    def forward(self, fmaps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature maps, finest first -> ((B, J, 3): u/W, v/H in [0, 1] and zrel; (B, J, h, w)
+        heatmap logits)."""
+        size = fmaps[0].shape[-2:]
+        x = sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
+                if f.shape[-2:] != size else lat(f) for lat, f in zip(self.lateral, fmaps))
+        x = self.out(self.mix(x))
+        j = self.n_joints
+        return soft_argmax(x[:, :j].float(), x[:, j:].float()), x[:, :j]
+
+
+def soft_argmax(logits: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    """(B, J, h, w) logits and depth maps -> (B, J, 3): the softmax-expected cell centre as
+    fractions of the map (u/W, v/H; cell (i, j) is centred at ((j + 0.5)/w, (i + 0.5)/h)) and
+    the expected depth."""
+    b, j, h, w = logits.shape
+    prob = torch.softmax(logits.flatten(2), dim=-1)                       # (B, J, h*w)
+    ys = (torch.arange(h, device=logits.device, dtype=prob.dtype) + 0.5) / h
+    xs = (torch.arange(w, device=logits.device, dtype=prob.dtype) + 0.5) / w
+    u = prob @ xs.repeat(h)                                               # row-major cells
+    v = prob @ ys.repeat_interleave(w)
+    z = (prob * depth.flatten(2)).sum(-1)
+    return torch.stack([u, v, z], dim=-1)
+
+
+def heatmap_prior_loss(logits: torch.Tensor, uv01: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Cross-entropy of the heatmap softmax against a Gaussian of ``sigma`` cells centred on
+    the true position ``uv01`` (B, J, 2, fractions of the image); the regulariser of Nibali
+    et al., "Numerical Coordinate Regression with Convolutional Neural Networks" (2018), in
+    its cross-entropy form. It gives every cell a gradient from the first step, where the
+    soft-argmax's L1 alone moves the distribution's mean only. Mean over joints and samples."""
+    b, j, h, w = logits.shape
+    ys = torch.arange(h, device=logits.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=logits.device, dtype=torch.float32) + 0.5
+    cu, cv = uv01[..., 0].float() * w, uv01[..., 1].float() * h
+    g = torch.exp(-((xs.view(1, 1, 1, w) - cu[..., None, None]) ** 2
+                    + (ys.view(1, 1, h, 1) - cv[..., None, None]) ** 2) / (2 * sigma**2))
+    g = g.flatten(2)
+    g = g / g.sum(-1, keepdim=True).clamp_min(1e-12)
+    return -(g * torch.log_softmax(logits.float().flatten(2), -1)).sum(-1).mean()
 
 
 class PoseNet(nn.Module):
-    """Backbone (pooled features) + linear 2.5D head + closed-form root depth with refinement.
+    """Backbone + 2.5D head + closed-form root depth with refinement.
 
-    ``backbone(images)`` must return (B, feat_dim) features (``benchmarks.backbone.Backbone``
-    takes images in [0, 1]). The head predicts (u/W, v/H, zrel) for every joint; its u, v
-    biases start at 0.5 (the image centre); the root's zrel output is replaced by 0.
+    ``head``: ``regression`` (pooled features, one linear layer for (u/W, v/H, zrel) of every
+    joint, its u, v biases starting at the image centre; PeCLR's released model) or
+    ``heatmap`` (``HeatmapHead`` on the last feature map). ``root``: how the refiner starts
+    (``RootRefiner``). ``backbone(images)`` must return (B, feat_dim) pooled features and
+    ``backbone.forward_features(images)`` the last feature map
+    (``benchmarks.backbone.Backbone``, images in [0, 1]). The root's zrel output is replaced
+    by 0.
     """
 
     def __init__(self, backbone: nn.Module, feat_dim: int, n_joints: int = 21,
-                 z_root_range: tuple[float, float] = Z_ROOT_RANGE):
+                 z_root_range: tuple[float, float] = Z_ROOT_RANGE, head: str = "regression",
+                 root: str = "closed_form"):
         super().__init__()
         if n_joints <= max(ROOT, *BONE):
             raise ValueError(f"n_joints must include the root bone {BONE}, got {n_joints}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.backbone = backbone
         self.n_joints = n_joints
         self.z_root_range = z_root_range
-        self.head = nn.Linear(feat_dim, 3 * n_joints)
-        with torch.no_grad():
-            self.head.bias.view(n_joints, 3)[:, :2].fill_(0.5)
-        self.refiner = RootRefiner(n_joints)
+        self.head_kind = head
+        if head == "regression":
+            self.head = nn.Linear(feat_dim, 3 * n_joints)
+            with torch.no_grad():
+                self.head.bias.view(n_joints, 3)[:, :2].fill_(0.5)
+        else:
+            self.head = HeatmapHead(tuple(backbone.pyramid_channels), n_joints)
+        self.refiner = RootRefiner(n_joints, mode=root)
         root_mask = torch.ones(n_joints)
         root_mask[ROOT] = 0.0
         self.register_buffer("root_mask", root_mask, persistent=False)
@@ -127,10 +236,14 @@ class PoseNet(nn.Module):
         scale-normalised, ``xyz_norm`` (B, J, 3) scale-normalised camera-frame joints.
         """
         b, _, h, w = images.shape
-        out = self.head(self.backbone(images)).view(b, self.n_joints, 3)
+        extra = {}
+        if self.head_kind == "regression":
+            out = self.head(self.backbone(images)).view(b, self.n_joints, 3)
+        else:
+            out, extra["heatmap_logits"] = self.head(self.backbone.pyramid(images))
         uv_px = out[..., :2] * out.new_tensor([w, h])
         zrel = out[..., 2] * self.root_mask
-        return {"uv_px": uv_px, "zrel": zrel, **self.lift(uv_px, zrel, K)}
+        return {"uv_px": uv_px, "zrel": zrel, **self.lift(uv_px, zrel, K), **extra}
 
     def lift(self, uv_px: torch.Tensor, zrel: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
         """2.5D -> 3D: closed-form root depth (detached, clamped), refined; then back-projection.
@@ -151,8 +264,10 @@ class PoseNet(nn.Module):
 
 
 def pose_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], res: float,
-              depth_weight: float = 5.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Fine-tuning loss: ``L1(uv / res) + depth_weight * L1(zrel) + L1(z_root)``.
+              depth_weight: float = 5.0, heatmap_weight: float = 0.0, heatmap_sigma: float = 1.0,
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Fine-tuning loss: ``L1(uv / res) + depth_weight * L1(zrel) + L1(z_root)``, plus
+    ``heatmap_weight * heatmap_prior_loss`` when the head gives heatmaps.
 
     Every L1 is a mean absolute error over its elements. ``uv`` is divided by the input side
     ``res`` (pixels), so the 2D term is in image widths; ``zrel`` and ``z_root`` are in units
@@ -164,5 +279,10 @@ def pose_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], re
     zrel = F.l1_loss(pred["zrel"], target["zrel"])
     z_root = F.l1_loss(pred["z_root"], target["z_root"])
     loss = uv + depth_weight * zrel + z_root
-    logs = {"loss": loss.detach(), "uv": uv.detach(), "zrel": zrel.detach(), "z_root": z_root.detach()}
+    logs = {"uv": uv.detach(), "zrel": zrel.detach(), "z_root": z_root.detach()}
+    if heatmap_weight > 0 and "heatmap_logits" in pred:
+        reg = heatmap_prior_loss(pred["heatmap_logits"], target["uv_px"] / res, heatmap_sigma)
+        loss = loss + heatmap_weight * reg
+        logs["heatmap"] = reg.detach()
+    logs["loss"] = loss.detach()
     return loss, logs

@@ -29,6 +29,13 @@ def test_profile_and_overrides_compose():
     (["profile=paper"], "pretrain.sources.0.root (freihand) is not set"),
     (["seed"], "key=value"),
     (["+finetune.extra=1"], "only existing keys"),
+    (["finetune.head=mlp"], "finetune.head must be one of: regression, heatmap"),
+    (["finetune.root=median"], "closed_form, prior"),
+    (["finetune.optimizer=sgd"], "adam, adamw"),
+    (["data.world=moon"], "capture, sphere"),
+    (["finetune.augment.rotate_deg=-5"], "finetune.augment.rotate_deg must be >= 0"),
+    (["pretrain.augment.hue=0.9"], "pretrain.augment.hue must be in [0, 0.5]"),
+    (["finetune.heatmap_sigma=0"], "finetune.heatmap_sigma must be > 0"),
 ])
 def test_bad_input_is_one_line(words, needle):
     with pytest.raises(UserError) as err:
@@ -56,3 +63,14 @@ def test_run_id_is_a_stable_hash_of_what_matters():
     assert run_id(a) == run_id(b)
     assert run_id(a) != run_id(c)
     assert run_id(a).startswith("simclr-resnet18-10ep-pretrain-lf1-s0-")
+
+
+def test_paper_profile_keeps_the_published_head_and_the_cpu_profile_names_its_own():
+    """The published protocol (direct regression, closed-form root, Adam) is the schema's
+    default; the cpu profile's recipe is a set of named options, so its run ids differ."""
+    paper = compose.load(["profile=paper", "data=freihand", "data.root=/", "pretrain.sources.1.root=/"])
+    assert (paper.finetune.head, paper.finetune.root, paper.finetune.optimizer) == (
+        "regression", "closed_form", "adam")
+    cpu = compose.load(["profile=cpu"])
+    assert (cpu.finetune.head, cpu.finetune.root) == ("heatmap", "prior")
+    assert run_id(cpu) != run_id(compose.load(["profile=cpu", "finetune.head=regression"]))

@@ -163,3 +163,60 @@ def test_pose_loss_hand_computed() -> None:
 def test_rejects_too_few_joints() -> None:
     with pytest.raises(ValueError):
         PoseNet(nn.Flatten(), 3, n_joints=10)
+
+
+def test_soft_argmax_of_a_peaked_map_is_the_cell_centre():
+    """A heatmap peaked on cell (row 2, col 5) of an 8 x 8 map gives u/W = 5.5/8, v/H = 2.5/8
+    and the depth map's value there."""
+    from eval.pose_model import soft_argmax
+
+    logits = torch.full((1, 1, 8, 8), -50.0)
+    logits[0, 0, 2, 5] = 50.0
+    depth = torch.zeros(1, 1, 8, 8)
+    depth[0, 0, 2, 5] = 0.7
+    out = soft_argmax(logits, depth)[0, 0]
+    assert torch.allclose(out, torch.tensor([5.5 / 8, 2.5 / 8, 0.7]), atol=1e-6)
+    flat = soft_argmax(torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8))[0, 0]
+    assert torch.allclose(flat, torch.tensor([0.5, 0.5, 1.0]), atol=1e-6)
+
+
+def test_heatmap_prior_loss_is_smallest_on_the_true_position():
+    from eval.pose_model import heatmap_prior_loss
+
+    uv = torch.tensor([[[0.3, 0.6]]])
+    at = torch.zeros(1, 1, 8, 8)
+    at[0, 0, int(0.6 * 8), int(0.3 * 8)] = 4.0
+    away = torch.zeros(1, 1, 8, 8)
+    away[0, 0, 0, 7] = 4.0
+    assert heatmap_prior_loss(at, uv) < heatmap_prior_loss(torch.zeros(1, 1, 8, 8), uv) < heatmap_prior_loss(away, uv)
+
+
+def test_heatmap_posenet_predicts_in_the_image_and_trains_every_part():
+    torch.manual_seed(0)
+    model = PoseNet(create_backbone("resnet18"), 512, head="heatmap", root="prior").train()
+    nn.init.normal_(model.head.out.weight, std=0.1)   # as after some training: non-flat maps
+    xyz, K = hands(4, 3), intrinsics(4)
+    out = model(torch.rand(4, 3, RES, RES), K)
+    assert out["heatmap_logits"].shape == (4, 21, RES // 8, RES // 8)
+    assert ((out["uv_px"] >= 0) & (out["uv_px"] <= RES)).all()
+    loss, logs = pose_loss(out, targets(xyz, K), RES, 1.0, heatmap_weight=1.0)
+    assert "heatmap" in logs
+    loss.backward()
+    assert model.head.out.weight.grad.abs().sum() > 0
+    # the stride-8 level feeds the head (timm zero-initialises each block's last BN, so the
+    # shortcut carries the first gradients)
+    assert model.backbone.net.layer2[0].downsample[0].weight.grad.abs().sum() > 0
+
+
+def test_prior_refiner_starts_at_the_training_median_root_depth():
+    """Untrained, mode prior predicts the median of the depths it was given whatever the
+    2.5D input; mode closed_form returns the closed form."""
+    ref = RootRefiner(21, mode="prior").eval()
+    ref.set_prior(torch.tensor([10.0, 12.0, 15.0, 40.0, 11.0]))
+    zrel, xy = torch.randn(3, 21), torch.randn(3, 21, 2)
+    assert torch.allclose(ref(zrel, xy, torch.tensor([4.0, 30.0, 50.0])), torch.full((3,), 12.0))
+    closed = RootRefiner(21, mode="closed_form").eval()
+    z0 = torch.tensor([4.0, 30.0, 50.0])
+    assert torch.equal(closed(zrel, xy, z0), z0)
+    with pytest.raises(ValueError):
+        RootRefiner(21, mode="median")
