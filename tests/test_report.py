@@ -4,6 +4,8 @@ The fixture: methods random, imagenet, simclr (three seeds each) and an unregist
 (two seeds) at full labels with match=pretrain; the three registry methods again at 10%
 labels and under match=total; probes on simclr; one failed, one truncated and one invalid
 record. The PA-EPE values are chosen so that the statistics are easy to compute by hand.
+Every record carries the example's no-image floor (20 mm PA-EPE, beaten by every group) and
+2D scores.
 """
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ def md_row(path: Path, *cells: str) -> list[str]:
 
 
 def test_main_table_numbers_match_hand_computation(report):
-    root, _, records = report
+    root, index, records = report
     rows = read_csv(root / "report" / "tables" / "table1_main.csv")
     full = {"match": "pretrain", "label_fraction": "1.0"}
     simclr = row(rows, method="simclr", **full)
@@ -106,10 +108,20 @@ def test_main_table_numbers_match_hand_computation(report):
     mine = row(rows, method="mymethod", **full)
     assert int(mine["n"]) == 2 and int(mine["pa_epe_mm_vs_random_pairs"]) == 2
     # AUC: the mean of the records' own values; compute: the records' pre-training + fine-tuning
-    aucs = [r["metrics"]["pa_auc"] for r in records.values()
+    runs = [r for r in records.values()
             if (r["method"], r["match"], r["label_fraction"]) == ("simclr", "pretrain", 1.0)]
-    assert float(simclr["pa_auc_mean"]) == pytest.approx(sum(aucs) / 3)
+    assert float(simclr["pa_auc_mean"]) == pytest.approx(sum(r["metrics"]["pa_auc"] for r in runs) / 3)
     assert float(simclr["total_flops_mean"]) == pytest.approx(3e12)
+    # the no-image floor and the 2D error: means of the records' own values; every group beats the floor
+    assert float(simclr["floor_pa_epe_mm_mean"]) == pytest.approx(
+        np.mean([r["baselines"]["canonical_hand"]["pa_epe_mm"] for r in runs]))
+    assert float(simclr["one_point_pa_epe_mm_mean"]) == pytest.approx(
+        np.mean([r["baselines"]["one_point"]["pa_epe_mm"] for r in runs]))
+    assert float(simclr["epe_2d_px_mean"]) == pytest.approx(
+        np.mean([r["metrics"]["epe_2d_px"] for r in runs]))
+    assert {r["not_below_floor"] for r in rows} == {"False"}
+    assert ("scores 20.00 mm PA-EPE on this evaluation set; every group in Table 1 beats it."
+            in index.read_text())
     # the CI is scipy's percentile bootstrap of the seed values
     ci = scipy.stats.bootstrap((np.array([10.0, 10.5, 11.0]),), np.mean, n_resamples=10_000,
                                method="percentile", rng=np.random.default_rng(0)).confidence_interval

@@ -149,3 +149,159 @@ def test_user_errors_leave_files_alone(tmp_path):
         build_report(results, tmp_path)
     assert json.loads(record.read_text())["status"] == "ok"
     assert not (tmp_path / "report").exists()
+
+
+def test_old_records_without_floors_2d_scores_or_head_still_load(tmp_path):
+    results = tmp_path / "runs"
+    for seed, value in enumerate([10.0, 11.0]):
+        write_record(results, example_record("simclr", seed, value, legacy=True))
+    runs = load_runs(results)
+    assert runs.problems == [] and list(runs.table["head"]) == ["regression", "regression"]
+    for column in ("floor_pa_epe_mm", "floor_pa_auc", "floor_epe_mm", "one_point_pa_epe_mm",
+                   "epe_2d_px", "epe_2d_frac", "auc_2d"):
+        assert runs.table[column].isna().all(), column
+    index = build_report(results, tmp_path / "report").read_text()
+    md = (tmp_path / "report" / "tables" / "table1_main.md").read_text()
+    csv_header = (tmp_path / "report" / "tables" / "table1_main.csv").read_text().splitlines()[0]
+    assert "floor" not in md and "2D EPE" not in md and "†" not in md and "head" not in md
+    assert "floor" not in csv_header and "2d" not in csv_header
+    assert "no-image floor" not in index and "pose head" not in index
+    flat = pd.read_parquet(tmp_path / "report" / "runs.parquet")
+    assert "head" not in flat.columns and "floor_pa_epe_mm" not in flat.columns
+
+
+def test_present_but_broken_new_fields_make_the_record_invalid(tmp_path):
+    def broken(seed: int, change) -> None:
+        record = example_record("simclr", seed, 10.0)
+        change(record)
+        write_record(tmp_path, record)
+
+    broken(0, lambda r: r["baselines"]["canonical_hand"].update(pa_epe_mm="12"))
+    broken(1, lambda r: r["metrics"].update(epe_2d_px=-1.0))
+    broken(2, lambda r: r["config"]["finetune"].update(head=3))
+    broken(3, lambda r: r.update(baselines=[1, 2]))
+    broken(4, lambda r: r["baselines"]["one_point"].update(pa_epe_mm=True))
+    broken(5, lambda r: r["metrics"].update(epe_2d_px=None, auc_2d=None))       # null: not recorded
+    broken(6, lambda r: r.pop("baselines"))                                      # absent: not recorded
+    runs = load_runs(tmp_path)
+    reasons = {p.run[-2:]: (p.kind, p.reason) for p in runs.problems}
+    assert reasons == {
+        "s0": ("invalid", "baselines.canonical_hand.pa_epe_mm is '12', not a finite number"),
+        "s1": ("invalid", "metrics.epe_2d_px is -1.0, below 0"),
+        "s2": ("invalid", "config.finetune.head is 3, not a non-empty string"),
+        "s3": ("invalid", "baselines is a list, not an object"),
+        "s4": ("invalid", "baselines.one_point.pa_epe_mm is True, not a finite number"),
+    }
+    rows = runs.table.set_index("seed")
+    assert np.isnan(rows.at[5, "epe_2d_px"]) and rows.at[5, "floor_pa_epe_mm"] == 20.0
+    assert np.isnan(rows.at[6, "floor_pa_epe_mm"]) and rows.at[6, "epe_2d_px"] == pytest.approx(4.0)
+
+
+# method -> (PA-EPE of seeds 0, 1, 2; canonical-hand floor of those runs), all in mm
+FLOORED = {"random": ([21.0, 22.0, 23.0], [20.0, 20.5, 21.0]),     # mean 22.0 vs floor 20.5: marked
+           "simclr": ([14.0, 15.0, 16.0], [20.0, 20.5, 21.0]),     # mean 15.0: beats its floor
+           "peclr": ([19.0, 20.0, 21.5], [20.0, 20.5, 21.0]),      # mean 20.17 < 20.5: beats it, barely
+           "vicreg": ([20.0, 20.5, 21.0], [20.0, 20.5, 21.0])}     # mean 20.5 = its floor: marked
+
+
+def _floored_records(results) -> dict[str, list[dict]]:
+    records: dict[str, list[dict]] = {}
+    for method, (values, floors) in FLOORED.items():
+        for seed, (value, floor) in enumerate(zip(values, floors)):
+            record = example_record(method, seed, value, floor_pa_epe_mm=floor, epe_2d_px=3.0 + seed)
+            write_record(results, record)
+            records.setdefault(method, []).append(record)
+    return records
+
+
+def test_main_table_shows_the_floor_and_marks_groups_that_do_not_beat_it(tmp_path):
+    records = _floored_records(tmp_path / "runs")
+    index = build_report(tmp_path / "runs", tmp_path / "report").read_text()
+    tables = tmp_path / "report" / "tables"
+    data = pd.read_csv(tables / "table1_main.csv").set_index("method")
+    for method, runs in records.items():
+        floors = [r["baselines"]["canonical_hand"] for r in runs]
+        for key in ("pa_epe_mm", "pa_auc", "epe_mm"):
+            assert data.at[method, f"floor_{key}_mean"] == pytest.approx(np.mean([f[key] for f in floors]))
+        assert data.at[method, "one_point_pa_epe_mm_mean"] == pytest.approx(
+            np.mean([r["baselines"]["one_point"]["pa_epe_mm"] for r in runs]))
+        assert data.at[method, "epe_2d_px_mean"] == pytest.approx(4.0)           # 3, 4, 5 px
+        assert data.at[method, "epe_2d_px_std"] == pytest.approx(1.0)
+        assert data.at[method, "epe_2d_frac_mean"] == pytest.approx(
+            np.mean([r["metrics"]["epe_2d_frac"] for r in runs]))
+    assert data["not_below_floor"].to_dict() == {"random": True, "simclr": False, "peclr": False,
+                                                 "vicreg": True}
+
+    md = (tables / "table1_main.md").read_text()
+    header, _, *rows = [line.strip("| ").split(" | ") for line in md.splitlines() if line.startswith("|")]
+    cells = {row[1]: dict(zip(header, row)) for row in rows}
+    assert cells["random"]["PA-EPE (mm)"] == "22.00 ± 1.00 †"
+    assert cells["simclr"]["PA-EPE (mm)"] == "15.00 ± 1.00"
+    assert cells["peclr"]["PA-EPE (mm)"] == "20.17 ± 1.26"
+    assert cells["vicreg"]["PA-EPE (mm)"] == "20.50 ± 0.50 †"
+    assert {c["floor PA-EPE (mm)"] for c in cells.values()} == {"20.50"}
+    assert {c["2D EPE (px)"] for c in cells.values()} == {"4.00 ± 1.00"}
+    assert "† = the group's mean PA-EPE is not below its floor" in md
+    tex = (tables / "table1_main.tex").read_text()
+    assert r"22.00 $\pm$ 1.00 $^\dagger$" in tex and "†" not in tex
+    assert ("The no-image floor, a constant canonical hand, scores 20.50 mm PA-EPE on this evaluation set; "
+            "groups marked † in Table 1 do not beat it: random, vicreg.") in index
+
+
+def test_figures_draw_the_floor_only_where_the_records_have_it(tmp_path):
+    from eval.report.figures import FLOOR_STYLE, convergence, pa_epe_per_method
+    from eval.report.stats import aggregate, compare
+
+    _floored_records(tmp_path / "new")
+    for seed, value in enumerate([10.0, 11.0]):
+        write_record(tmp_path / "old", example_record("simclr", seed, value, legacy=True))
+
+    def dashed(fig) -> list[float]:
+        return [line.get_ydata()[0] for ax in fig.axes for line in ax.get_lines()
+                if line.get_linestyle() == FLOOR_STYLE["linestyle"]]
+
+    new, old = load_runs(tmp_path / "new"), load_runs(tmp_path / "old")
+    new_groups, old_groups = (compare(r.table, aggregate(r.table)) for r in (new, old))
+    fig1 = pa_epe_per_method(new_groups, new.table)
+    assert dashed(fig1) == [pytest.approx(20.5)]
+    ticks = [t.get_text() for t in fig1.axes[0].get_xticklabels()]
+    assert ticks == ["random †", "simclr", "peclr", "vicreg †"]
+    assert "canonical hand (no image)" in [t.get_text() for t in fig1.legends[0].get_texts()]
+    assert dashed(convergence(new_groups, new.table, new.evals)) == [pytest.approx(20.5)]
+    old1 = pa_epe_per_method(old_groups, old.table)
+    assert dashed(old1) == [] and not old1.legends
+    assert "†" not in "".join(t.get_text() for t in old1.axes[0].get_xticklabels())
+    assert dashed(convergence(old_groups, old.table, old.evals)) == []
+
+
+def test_two_heads_never_share_a_group_or_a_table(tmp_path):
+    results = tmp_path / "runs"
+    values = {("regression", "random"): 30.0, ("regression", "simclr"): 25.0,
+              ("heatmap", "random"): 20.0, ("heatmap", "simclr"): 18.0}
+    for (head, method), value in values.items():
+        for seed in range(3):
+            write_record(results, example_record(method, seed, value + seed, head=head))
+    runs = load_runs(results)
+    assert sorted(runs.table.groupby(["head", "method"]).size().items()) == [
+        (("heatmap", "random"), 3), (("heatmap", "simclr"), 3),
+        (("regression", "random"), 3), (("regression", "simclr"), 3)]
+    index = build_report(results, tmp_path / "report").read_text()
+    tables = tmp_path / "report" / "tables"
+    assert not (tables / "table1_main.md").exists()
+    for head in ("regression", "heatmap"):
+        data = pd.read_csv(tables / f"table1_main_{head}.csv").set_index("method")
+        assert list(data.index) == ["random", "simclr"] and list(data["n"]) == [3, 3]
+        assert data.at["simclr", "pa_epe_mm_mean"] == pytest.approx(values[head, "simclr"] + 1)
+        random_mean = values[head, "random"] + 1                               # the baseline of its head
+        assert data.at["simclr", "pa_epe_mm_vs_random_pct"] == pytest.approx(
+            100 * (values[head, "simclr"] - values[head, "random"]) / random_mean)
+        md = (tables / f"table1_main_{head}.md").read_text()
+        assert md.startswith(f"# Table 1: main results ({head} head)\n")
+        assert f"## Main result ({head} head)" in index and f"## Figures ({head} head)" in index
+        assert (tmp_path / "report" / "figures" / f"fig1_pa_epe_{head}.png").is_file()
+        joints = pd.read_csv(tables / f"table5_per_joint_{head}.csv")
+        assert len(joints) == 2 * 21
+    assert "head heatmap · data synthetic" in (tables / "table1_main_heatmap.md").read_text()
+    assert index.index("## Main result (regression head)") < index.index("## Main result (heatmap head)")
+    assert pd.read_parquet(tmp_path / "report" / "runs.parquet")["head"].value_counts().to_dict() == {
+        "regression": 6, "heatmap": 6}

@@ -7,6 +7,18 @@ Layout of the output folder (replaced as a whole by every call)::
     figures/fig<k>_<name>.{png,pdf}
     runs.parquet                   one row per run in the tables (the flattened records)
 
+Pose heads: no table or figure mixes runs of two pose heads (``config.finetune.head``).
+When the records hold one head, the layout is the one above. When they hold several, every
+table and figure is written once per head, its file name ending in the head
+(``tables/table1_main_heatmap.md``, ``figures/fig1_pa_epe_regression.png``) and its title
+naming it ("Table 1: main results (heatmap head)"); the index has one "Main result",
+"Tables" and "Figures" section per head, heads in ``groups.HEADS`` order. The statistics
+never cross heads either: a group and its random/ImageNet baseline share the head.
+
+runs.parquet leaves out what says nothing: the optional columns (``load.OPTIONAL``) that no
+record has, and ``head`` when every run used the default regression head, so older
+records give the file they always gave.
+
 The report is built in a sibling folder and moved into place at the end, so a failed
 call leaves the previous report intact. A folder is only ever replaced if an earlier
 call wrote it (it holds the marker file) or it is empty.
@@ -22,8 +34,8 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from eval.report import figures, tables
-from eval.report.groups import NothingToShow
-from eval.report.load import RecordProblem, Runs, load_runs
+from eval.report.groups import HEAD, NothingToShow, head_order
+from eval.report.load import DEFAULT_HEAD, OPTIONAL, RecordProblem, Runs, load_runs
 from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES, aggregate, compare
 
 MARKER = ".bench-report"
@@ -38,6 +50,26 @@ class Item:
     title: str
     sentence: str
     make: Callable[[pd.DataFrame, Runs], object]
+
+
+@dataclass(frozen=True)
+class Part:
+    """The runs of one pose head (``head`` None: the report's only head, named nowhere),
+    with their group statistics (None when no record succeeded)."""
+
+    head: str | None
+    runs: Runs
+    groups: pd.DataFrame | None
+
+    @property
+    def suffix(self) -> str:
+        """What the head adds to a file stem: "_heatmap", or nothing."""
+        return f"_{self.head}" if self.head else ""
+
+    @property
+    def named(self) -> str:
+        """What the head adds to a title or heading: " (heatmap head)", or nothing."""
+        return f" ({self.head} head)" if self.head else ""
 
 
 TABLES = (
@@ -95,6 +127,44 @@ STATISTICS = (
 )
 
 
+def _parts(runs: Runs) -> list[Part]:
+    """One part per pose head in the records, or a single unnamed part when there is one head."""
+    if runs.table.empty:
+        return [Part(None, runs, None)]
+    groups = compare(runs.table, aggregate(runs.table))
+    heads = head_order(runs.table[HEAD])
+    if len(heads) == 1:
+        return [Part(None, runs, groups)]
+    parts = []
+    for head in heads:
+        table = runs.table[runs.table[HEAD] == head].reset_index(drop=True)
+        evals = runs.evals[runs.evals["run"].isin(table["run"])].reset_index(drop=True)
+        parts.append(Part(head, Runs(table, evals, runs.problems, runs.n_files),
+                          groups[groups[HEAD] == head].reset_index(drop=True)))
+    return parts
+
+
+def _heads_line(runs: Runs) -> list[str]:
+    """The index's sentence on the pose heads: none when every run used the default head."""
+    heads = head_order(runs.table[HEAD]) if not runs.table.empty else []
+    if len(heads) > 1:
+        return [f"The runs fine-tune {len(heads)} pose heads ({', '.join(heads)}); no table, figure or "
+                f"statistic mixes them: each table and figure is written once per head, its file name "
+                f"ending in the head.", ""]
+    if heads and heads[0] != DEFAULT_HEAD:
+        return [f"Every run in the tables fine-tunes the {heads[0]} pose head.", ""]
+    return []
+
+
+def _flat(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as runs.parquet holds it: without optional columns no record has, and
+    without ``head`` when every run used the default head."""
+    empty = [c for c in OPTIONAL if c in table.columns and table[c].isna().all()]
+    if HEAD in table.columns and (table[HEAD] == DEFAULT_HEAD).all():
+        empty.append(HEAD)
+    return table.drop(columns=empty)
+
+
 def _check_out(out_dir: Path, results_dir: Path) -> None:
     """Refuse an output folder this function did not create (it would be replaced)."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -116,15 +186,24 @@ def _problem_lines(problems: list[RecordProblem]) -> list[str]:
     return lines
 
 
-def _index(runs: Runs, shown: list[str], main: tables.Table | None) -> str:
+def _main_result(part: Part, main: tables.Table | None) -> list[str]:
+    """The index's section quoting Table 1 of one part, with the sentence on the no-image floor."""
+    if main is None:
+        return []
+    link = f"tables/{TABLES[0].stem}{part.suffix}.md"
+    floor = tables.floor_sentence(main)
+    return [f"## Main result{part.named}", "",
+            f"Table 1 (details and footnotes in [its file]({link})).", "",
+            *([main.setting, ""] if main.setting else []), tables.markdown(main),
+            *([floor, ""] if floor else [])]
+
+
+def _index(runs: Runs, shown: list[str], mains: list[str]) -> str:
     kinds = ("failed", "unreadable", "invalid")
     counts = ", ".join(f"{sum(p.kind == kind for p in runs.problems)} {kind}" for kind in kinds)
     lines = ["# handbench report", "",
-             f"Built from {runs.n_files} result records: {len(runs.table)} in the tables, {counts}.", ""]
-    if main is not None:
-        lines += ["## Main result", "",
-                  "Table 1 (details and footnotes in [its file](tables/table1_main.md)).", "",
-                  *([main.setting, ""] if main.setting else []), tables.markdown(main)]
+             f"Built from {runs.n_files} result records: {len(runs.table)} in the tables, {counts}.", "",
+             *_heads_line(runs), *mains]
     lines += ["## Statistics", "", *STATISTICS, "", *shown, "## Records not in the tables", "",
               *_problem_lines(runs.problems), ""]
     if not runs.table.empty:
@@ -150,26 +229,39 @@ def _section(heading: str, intro: str, items: tuple[Item, ...], render: Callable
     return [*lines, ""]
 
 
+def _write_part(part: Part, staging: Path) -> tuple[list[str], list[str]]:
+    """Write one part's tables and figures into ``staging``; returns its index lines (the
+    main-result section, then the tables and figures sections)."""
+    built: dict[str, tables.Table] = {}
+
+    def render_table(item: Item) -> list[Path]:
+        built[item.stem] = item.make(part.groups, part.runs)
+        return tables.write(built[item.stem], staging / "tables", item.stem + part.suffix,
+                            item.title + part.named)
+
+    def render_figure(item: Item) -> list[Path]:
+        with figures.style():
+            figure = item.make(part.groups, part.runs)
+            return figures.save(figure, staging / "figures", item.stem + part.suffix)
+
+    sections = (_section("Tables" + part.named, TABLES_NOTE, TABLES, render_table, part.groups)
+                + _section("Figures" + part.named, FIGURES_NOTE, FIGURES, render_figure, part.groups))
+    return _main_result(part, built.get(TABLES[0].stem)), sections
+
+
 def _write(runs: Runs, staging: Path) -> str:
     """Write tables, figures and data into ``staging``; returns the index text."""
     (staging / "tables").mkdir()
     (staging / "figures").mkdir()
-    groups = compare(runs.table, aggregate(runs.table)) if not runs.table.empty else None
-    built: dict[str, tables.Table] = {}
-
-    def render_table(item: Item) -> list[Path]:
-        built[item.stem] = item.make(groups, runs)
-        return tables.write(built[item.stem], staging / "tables", item.stem, item.title)
-
-    def render_figure(item: Item) -> list[Path]:
-        with figures.style():
-            return figures.save(item.make(groups, runs), staging / "figures", item.stem)
-
-    sections = (_section("Tables", TABLES_NOTE, TABLES, render_table, groups)
-                + _section("Figures", FIGURES_NOTE, FIGURES, render_figure, groups))
-    if groups is not None:
-        runs.table.to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
-    return _index(runs, sections, built.get(TABLES[0].stem))
+    mains: list[str] = []
+    sections: list[str] = []
+    for part in _parts(runs):
+        main, shown = _write_part(part, staging)
+        mains += main
+        sections += shown
+    if not runs.table.empty:
+        _flat(runs.table).to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
+    return _index(runs, sections, mains)
 
 
 def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:

@@ -10,7 +10,13 @@ Figures are built
 on ``matplotlib.figure.Figure`` (no pyplot, no global backend or style change); build and
 save them inside :func:`style`. Saved files carry no timestamps or version strings, so
 identical records give identical bytes. A builder raises ``groups.NothingToShow`` when
-the records hold nothing for its figure.
+the records hold nothing for its figure. A figure shows the groups of one pose head
+(``build`` splits the records by head).
+
+Figures 1 and 4 draw the no-image floor (the constant canonical hand's PA-EPE on the
+evaluation set, mean over the panel's groups, which share that set) as a dashed horizontal
+line, and Figure 1 marks each method that does not beat its floor with ``tables.FLOOR_MARK``
+after its name. Where no record has the floor (``baselines``), nothing of it is drawn.
 """
 from __future__ import annotations
 
@@ -27,9 +33,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from eval.report.groups import (GROUP_KEYS, SETTING_KEYS, NothingToShow, constant, describe,
-                                fraction_label, headline, match_order, method_order, sort_groups,
-                                varying)
+from eval.report.groups import (FLOOR, GROUP_KEYS, SETTING_KEYS, NothingToShow, describe, fraction_label,
+                                headline, match_order, method_order, not_below_floor, setting_line,
+                                sort_groups, varying)
+from eval.report.tables import FLOOR_MARK, FLOOR_NAME
 from methods import MODULES
 
 DPI = 150
@@ -43,6 +50,7 @@ MAX_COLUMNS = 3
 BASELINE_COLOURS = {"random": (0.6, 0.6, 0.6), "imagenet": (0.15, 0.15, 0.15)}
 MATCH_STYLES = {"pretrain": "-o", "total": "--s"}          # matplotlib fmt: line style and marker
 PA_EPE_LABEL = "PA-EPE (mm), lower is better"
+FLOOR_STYLE = {"color": (0.35, 0.35, 0.35), "linestyle": "--", "linewidth": 1.0}
 
 
 def method_colours(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:
@@ -89,7 +97,7 @@ def _panels(frame: pd.DataFrame, exclude: Sequence[str]) -> list[tuple[str, pd.D
 def _title(fig: Figure, title: str, shown: pd.DataFrame) -> None:
     """The figure's claim, and below it the setting every panel shares, wrapped to the figure."""
     width = int(fig.get_figwidth() * CHARS_PER_INCH)
-    setting = describe(shown, constant(shown, SETTING_KEYS))
+    setting = setting_line(shown, SETTING_KEYS)
     fig.suptitle("\n".join([textwrap.fill(title, width), textwrap.fill(setting, width)]), fontsize="medium")
 
 
@@ -110,6 +118,21 @@ def _method_legend(fig: Figure, colours: dict[str, tuple], extra: Sequence[Line2
     fig.legend(handles=[*handles, *extra], loc="outside right center", frameon=False, title="method")
 
 
+def _floor_line(ax: Axes, rows: pd.DataFrame) -> bool:
+    """Draw the no-image floor of the panel's groups (mean of their floors, mm) as a dashed
+    horizontal line; False, drawing nothing, where none of them has a floor."""
+    floors = rows[FLOOR].dropna() if FLOOR in rows.columns else pd.Series(dtype=float)
+    if floors.empty:
+        return False
+    ax.axhline(floors.mean(), zorder=1, **FLOOR_STYLE)
+    return True
+
+
+def _floor_handle() -> Line2D:
+    """The floor line's legend entry."""
+    return Line2D([], [], label=FLOOR_NAME, **FLOOR_STYLE)
+
+
 def _interval_bars(ax: Axes, x: Sequence[float], rows: pd.DataFrame, colour: tuple, fmt: str) -> None:
     """Mean PA-EPE with its bootstrap CI as error bars (a bare marker where n < 2)."""
     mean = rows["pa_epe_mm_mean"].to_numpy()
@@ -119,12 +142,14 @@ def _interval_bars(ax: Axes, x: Sequence[float], rows: pd.DataFrame, colour: tup
 
 
 def pa_epe_per_method(groups: pd.DataFrame, runs: pd.DataFrame) -> Figure:
-    """Figure 1: PA-EPE per method with 95% bootstrap CIs, single seeds as dots beside them."""
+    """Figure 1: PA-EPE per method with 95% bootstrap CIs, single seeds as dots beside them; the
+    no-image floor as a dashed line, and a mark after each method that does not beat it."""
     main = headline(groups)
     colours = method_colours(main["method"])
     panels = _panels(main, exclude=("method",))
     fig, axes = _grid(len(panels), "PA-EPE per method: mean and 95% bootstrap CI over seeds "
                                    "(small dots: single seeds)", main)
+    floors = False
     for ax, (title, rows) in zip(axes, panels):
         methods = list(rows["method"])
         seeds = runs.merge(rows[list(GROUP_KEYS)], on=list(GROUP_KEYS))
@@ -133,9 +158,14 @@ def pa_epe_per_method(groups: pd.DataFrame, runs: pd.DataFrame) -> Figure:
             ax.scatter(np.full(len(values), i + 0.15), values, s=12, color=colours[method], alpha=0.6,
                        linewidths=0, zorder=2)
             _interval_bars(ax, [i], rows[rows["method"] == method], colours[method], "o")
-        ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right")
+        floors = _floor_line(ax, rows) or floors
+        names = [m + (f" {FLOOR_MARK}" if mark else "") for m, mark in zip(methods, not_below_floor(rows))]
+        ax.set_xticks(range(len(methods)), names, rotation=35, ha="right")
         ax.set_xlim(-0.6, len(methods) - 0.4)
         ax.set(xlabel="", ylabel=PA_EPE_LABEL, title=title)
+    if floors:
+        note = Line2D([], [], linestyle="none", label=f"{FLOOR_MARK}: mean not below it")
+        fig.legend(handles=[_floor_handle(), note], loc="outside right center", frameon=False)
     return fig
 
 
@@ -196,6 +226,7 @@ def convergence(groups: pd.DataFrame, runs: pd.DataFrame, evals: pd.DataFrame) -
     panels = _panels(with_points, exclude=("method",))
     fig, axes = _grid(len(panels), "Convergence: PA-EPE during fine-tuning, mean ± 1 sd over seeds",
                       with_points)
+    floors = False
     for ax, (title, rows) in zip(axes, panels):
         shown = points.merge(rows[keys], on=keys)
         for method in rows["method"]:
@@ -203,8 +234,9 @@ def convergence(groups: pd.DataFrame, runs: pd.DataFrame, evals: pd.DataFrame) -
             step, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), curve["std"].to_numpy()
             ax.plot(step, mean, color=colours[method])
             ax.fill_between(step, mean - std, mean + std, color=colours[method], alpha=0.2, linewidth=0)
+        floors = _floor_line(ax, rows) or floors
         ax.set(xlabel="fine-tuning step", ylabel=PA_EPE_LABEL, title=title)
-    _method_legend(fig, colours)
+    _method_legend(fig, colours, [_floor_handle()] if floors else [])
     return fig
 
 

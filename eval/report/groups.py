@@ -1,10 +1,17 @@
 """What a result group is, which groups a table shows, and the one order they appear in.
 
-A *group* is every run that shares a method and a setting; its runs differ only by seed.
-The setting is (data, profile, budget, match, label_fraction, backbone). Every table and
-figure lists groups in the same order: settings first (data, profile, budget by size,
-match, label fraction, backbone), then methods in registry order, unknown methods after
-them alphabetically.
+A *group* is every run that shares a pose head, a method and a setting; its runs differ
+only by seed. The setting is (data, profile, budget, match, label_fraction, backbone). Every
+table and figure lists groups in the same order: head (regression, heatmap, others
+alphabetically), settings (data, profile, budget by size, match, label fraction, backbone),
+then methods in registry order, unknown methods after them alphabetically.
+
+The head is a group key but not a setting a table shows: the report never puts two heads
+in one table or figure (``build`` writes each once per head), so within one the head is
+shared, and it is named in the setting line (:func:`setting_line`) unless it is the default
+regression head. Each group also has its no-image floor (the constant canonical hand's
+PA-EPE on the group's evaluation set, ``floor_pa_epe_mm_mean``); :func:`not_below_floor`
+says which groups do not beat it.
 """
 from __future__ import annotations
 
@@ -15,11 +22,16 @@ import pandas as pd
 from benchmarks.budget import UNITS, parse_budget
 from benchmarks.config import MATCHES, PROFILES
 from benchmarks.errors import UserError
+from eval.pose_model import HEADS as POSE_HEADS
+from eval.report.load import DEFAULT_HEAD
 from methods import MODULES
 
 SETTING_KEYS: tuple[str, ...] = ("data", "profile", "budget", "match", "label_fraction", "backbone")
-GROUP_KEYS: tuple[str, ...] = SETTING_KEYS + ("method",)
+HEAD = "head"
+HEADS: tuple[str, ...] = POSE_HEADS                         # the pose heads, in report order
+GROUP_KEYS: tuple[str, ...] = (HEAD, *SETTING_KEYS, "method")
 BASELINES: tuple[str, ...] = ("random", "imagenet")
+FLOOR = "floor_pa_epe_mm_mean"
 
 
 class NothingToShow(Exception):
@@ -37,6 +49,12 @@ def match_order(matches: Iterable[str]) -> list[str]:
     """The distinct protocols given, in ``benchmarks.config.MATCHES`` order, others after alphabetically."""
     present = set(matches)
     return [m for m in MATCHES if m in present] + sorted(present - set(MATCHES))
+
+
+def head_order(heads: Iterable[str]) -> list[str]:
+    """The distinct heads given, in :data:`HEADS` order, others after alphabetically."""
+    present = set(heads)
+    return [h for h in HEADS if h in present] + sorted(present - set(HEADS))
 
 
 def budget_key(budget: str) -> tuple[int, float, str]:
@@ -61,6 +79,7 @@ def sort_groups(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [key for key in GROUP_KEYS if key in frame.columns]
     methods = method_order(frame["method"]) if "method" in frame.columns else []
     rankers = {
+        HEAD: lambda v: _rank(HEADS, v),
         "profile": lambda v: _rank(PROFILES, v),
         "budget": budget_key,
         "match": lambda v: _rank(MATCHES, v),
@@ -100,23 +119,42 @@ def describe(frame: pd.DataFrame, keys: Iterable[str], row: int = 0, sep: str = 
     return sep.join(value_label(key, frame[key].iat[row]) for key in keys)
 
 
+def setting_line(frame: pd.DataFrame, keys: Iterable[str] = SETTING_KEYS) -> str:
+    """The setting every row of ``frame`` shares among ``keys``, as one line; preceded by the
+    head ("head heatmap · data synthetic") where ``frame`` has one head other than the default."""
+    line = describe(frame, constant(frame, keys))
+    heads = frame[HEAD].unique() if HEAD in frame.columns else []
+    if len(heads) == 1 and heads[0] != DEFAULT_HEAD:
+        return " · ".join(part for part in (value_label(HEAD, heads[0]), line) if part)
+    return line
+
+
+def not_below_floor(frame: pd.DataFrame) -> pd.Series:
+    """True for each group whose mean PA-EPE does not beat (is not below) its no-image floor;
+    False where it does, and where the group has no floor (records without ``baselines``)."""
+    if FLOOR not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["pa_epe_mm_mean"] >= frame[FLOOR]        # NaN floors compare False
+
+
 def at_full_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """Groups at the largest label fraction present for their (data, profile, budget, match).
 
     The main, protocol, probe and per-joint tables show these (and the figures, through
     :func:`headline`); the label-efficiency table and figure show every fraction.
     """
-    others = [key for key in SETTING_KEYS if key not in ("label_fraction", "backbone")]
+    others = [key for key in (HEAD, *SETTING_KEYS)
+              if key in frame.columns and key not in ("label_fraction", "backbone")]
     largest = frame.groupby(others, sort=False)["label_fraction"].transform("max")
     return frame[frame["label_fraction"] == largest].reset_index(drop=True)
 
 
 def headline(frame: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
-    """The groups a figure shows, one slice per (data, profile, backbone): full labels
+    """The groups a figure shows, one slice per (head, data, profile, backbone): full labels
     (:func:`at_full_labels`), the largest budget, and the default protocol (the first of
     ``benchmarks.config.MATCHES`` present). Keys in ``keep`` are not narrowed."""
     keep = set(keep)
-    by = ["data", "profile", "backbone"]
+    by = [key for key in (HEAD, "data", "profile", "backbone") if key in frame.columns]
     if "label_fraction" not in keep:
         frame = at_full_labels(frame)
     if "budget" not in keep:

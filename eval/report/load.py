@@ -6,7 +6,13 @@ complete, successful record of the schema this report reads; every other record 
 as a :class:`RecordProblem` (which run, why), so the report lists it instead of dropping it.
 
 Units are those of the record: errors in millimetres, AUC and PCK as fractions in [0, 1],
-compute in FLOPs.
+compute in FLOPs; 2D errors in pixels of the network input (``epe_2d_px``) or as a fraction
+of the crop side (``epe_2d_frac``).
+
+Newer records also carry the no-image floors (``baselines``), 2D keypoint scores and the pose
+head (``config.finetune.head``). Older records lack them: an absent (or null) optional value
+is NaN in the table and the head defaults to :data:`DEFAULT_HEAD`; a present value of the
+wrong kind makes the record invalid, like a bad required field.
 """
 from __future__ import annotations
 
@@ -22,12 +28,28 @@ import pandas as pd
 from benchmarks.errors import UserError, one_line
 from benchmarks.joints import JOINT_NAMES, joint_label
 from benchmarks.store import RECORD, SCHEMA
+from eval.pose_model import HEADS
 
 METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
 JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAND order
 PROBE_PREFIX = "probe_"
 TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
 EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
+DEFAULT_HEAD = HEADS[0]           # records written before the head was a choice used it
+HEAD_FIELD = "config.finetune.head"
+# optional scalar columns (NaN where the record lacks them) -> where the record keeps them
+FLOORS: dict[str, str] = {
+    "floor_pa_epe_mm": "baselines.canonical_hand.pa_epe_mm",     # the constant canonical hand
+    "floor_pa_auc": "baselines.canonical_hand.pa_auc",
+    "floor_epe_mm": "baselines.canonical_hand.epe_mm",
+    "one_point_pa_epe_mm": "baselines.one_point.pa_epe_mm",     # every joint at one point
+}
+DIAGNOSTICS: dict[str, str] = {
+    "epe_2d_px": "metrics.epe_2d_px",                           # pixels of the network input
+    "epe_2d_frac": "metrics.epe_2d_frac",                       # fraction of the crop side
+    "auc_2d": "metrics.auc_2d",
+}
+OPTIONAL: dict[str, str] = {**FLOORS, **DIAGNOSTICS}
 
 
 @dataclass(frozen=True)
@@ -52,8 +74,11 @@ class Runs:
 
     ``table``: one row per successful record (``run``, the group keys, ``seed``, the four
     scalar metrics, ``pretrain_flops``, ``finetune_flops``, ``total_flops``, ``wall_s``,
-    ``external_pretrain``, one ``probe_<name>`` column per probe, and the array columns
-    ``pck_thresholds_mm``, ``pck``, ``pa_pck``, ``per_joint_pa_epe_mm`` as 1-D float arrays).
+    ``external_pretrain``, the array columns ``pck_thresholds_mm``, ``pck``, ``pa_pck``,
+    ``per_joint_pa_epe_mm`` as 1-D float arrays, ``head`` (the pose head), the optional
+    columns of :data:`OPTIONAL` (the floors ``floor_pa_epe_mm``, ``floor_pa_auc``,
+    ``floor_epe_mm``, ``one_point_pa_epe_mm``; the 2D scores ``epe_2d_px``, ``epe_2d_frac``,
+    ``auc_2d``; NaN where absent), then one ``probe_<name>`` column per probe).
     ``evals``: the periodic fine-tuning evaluations (``run``, ``step``, ``images``,
     ``pa_epe_mm``, ``epe_mm``), one row per evaluation. ``problems``: every record that is
     not in ``table``, in path order. ``n_files``: how many records were found.
@@ -100,6 +125,42 @@ def _numbers(record: dict[str, Any], dotted: str, length: int | None = None) -> 
     return array
 
 
+def _objects(record: dict[str, Any], dotted: str) -> None:
+    """Raise _Invalid where a part of the path ``dotted`` is present but neither an object nor null."""
+    value: Any = record
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        value = value.get(part)
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise _Invalid(f"{'.'.join(parts[:i + 1])} is a {type(value).__name__}, not an object")
+
+
+def _optional(record: dict[str, Any], dotted: str) -> float:
+    """The finite number >= 0 at ``dotted``, or NaN where a part of the path is absent or null."""
+    _objects(record, dotted.rpartition(".")[0])
+    try:
+        value = _get(record, dotted)
+    except _Invalid:
+        return math.nan
+    return math.nan if value is None else _number(record, dotted, minimum=0.0)
+
+
+def _head(record: dict[str, Any]) -> str:
+    """The pose head in ``config.finetune.head``; :data:`DEFAULT_HEAD` where the config lacks it."""
+    _objects(record, HEAD_FIELD.rpartition(".")[0])
+    try:
+        value = _get(record, HEAD_FIELD)
+    except _Invalid:
+        return DEFAULT_HEAD
+    if value is None:
+        return DEFAULT_HEAD
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"{HEAD_FIELD} is {value!r}, not a non-empty string")
+    return value
+
+
 def _text(record: dict[str, Any], key: str) -> str:
     value = _get(record, key)
     if not isinstance(value, str) or not value:
@@ -130,6 +191,9 @@ def _row(record: dict[str, Any], run: str) -> tuple[dict[str, Any], list[dict[st
     row["wall_s"] = _number(record, "compute.wall_s", minimum=0.0)
     external = record["compute"].get("external_pretrain")
     row["external_pretrain"] = external if isinstance(external, str) and external else None
+    row["head"] = _head(record)
+    for column, dotted in OPTIONAL.items():
+        row[column] = _optional(record, dotted)
     probes = record.get("probes") or {}
     if not isinstance(probes, dict):
         raise _Invalid("probes is not an object")

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from eval.report.groups import BASELINES, GROUP_KEYS, SETTING_KEYS
-from eval.report.load import METRICS, PROBE_PREFIX
+from eval.report.groups import BASELINES, GROUP_KEYS
+from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PROBE_PREFIX
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -81,17 +81,22 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     Columns: the group keys; ``n`` (runs) and ``seeds`` (sorted tuple); for each metric
     ``<m>_mean``, ``<m>_std``, ``<m>_ci_low``, ``<m>_ci_high``; ``pretrain_flops_mean``,
     ``finetune_flops_mean``, ``total_flops_mean``, ``wall_s_mean``; ``external_pretrain``
-    (None when no run started from external weights); for each probe column ``<p>_mean``,
-    ``<p>_std``, ``<p>_n``; the mean curves ``pck_mean`` and ``pa_pck_mean`` on the
-    thresholds ``pck_thresholds_mm`` (the first run's; curves on other thresholds are
-    interpolated); and ``per_joint_pa_epe_mm_mean`` / ``_std`` (arrays of 21).
+    (None when no run started from external weights); the means of the no-image floors
+    (``floor_pa_epe_mm_mean``, ``floor_pa_auc_mean``, ``floor_epe_mm_mean``,
+    ``one_point_pa_epe_mm_mean``) and the mean and std of the 2D scores (``epe_2d_px``,
+    ``epe_2d_frac``, ``auc_2d``), over the runs that have them (NaN where none has);
+    for each probe column ``<p>_mean``, ``<p>_std``, ``<p>_n``; the mean curves
+    ``pck_mean`` and ``pa_pck_mean`` on the thresholds ``pck_thresholds_mm`` (the first
+    run's; curves on other thresholds are interpolated); and ``per_joint_pa_epe_mm_mean`` /
+    ``_std`` (arrays of 21).
     """
     table = table.sort_values(["seed", "run"], kind="stable").reset_index(drop=True)
     grouped = table.groupby(list(GROUP_KEYS), sort=False)
     codes = grouped.ngroup().to_numpy()
     probes = [c for c in table.columns if c.startswith(PROBE_PREFIX)]
-    means = grouped[[*METRICS, "pretrain_flops", "finetune_flops", "total_flops", "wall_s", *probes]].mean()
-    stds = grouped[[*METRICS, *probes]].std(ddof=1)
+    means = grouped[[*METRICS, "pretrain_flops", "finetune_flops", "total_flops", "wall_s",
+                     *FLOORS, *DIAGNOSTICS, *probes]].mean()
+    stds = grouped[[*METRICS, *DIAGNOSTICS, *probes]].std(ddof=1)
     groups = pd.concat([grouped.size().rename("n"),
                         grouped["seed"].agg(lambda seeds: tuple(sorted(seeds))).rename("seeds"),
                         means.add_suffix("_mean"), stds.add_suffix("_std"),
@@ -135,9 +140,10 @@ def compare(table: pd.DataFrame, groups: pd.DataFrame,
     group mean, %), ``<m>_vs_<b>_diff`` (mean paired difference, group - baseline, in the
     metric's unit), ``<m>_vs_<b>_pairs`` (seeds shared with the baseline group) and
     ``<m>_vs_<b>_p`` (paired t-test). NaN where the setting has no such baseline group,
-    and on the baseline's own row.
+    and on the baseline's own row. A baseline group shares the group's head and setting.
     """
-    settings, keys = list(SETTING_KEYS), list(GROUP_KEYS)
+    keys = list(GROUP_KEYS)
+    settings = [key for key in keys if key != "method"]
     per_seed = table.groupby([*keys, "seed"], sort=False)[list(METRICS)].mean().reset_index()
     out = groups.copy()
     for baseline in baselines:

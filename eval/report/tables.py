@@ -5,7 +5,12 @@ A builder takes the group statistics (``stats.compare(...)`` output) and returns
 ``data`` the numbers behind them for the CSV (one row per group, or per group and joint,
 full precision; column names say the unit). Setting keys that take one value in a table
 are stated once above it instead of as columns. A builder raises
-``groups.NothingToShow`` when the records hold nothing for its table.
+``groups.NothingToShow`` when the records hold nothing for its table. A table holds the
+groups of one pose head (``build`` splits the records by head).
+
+The main table shows the 2D keypoint error and the no-image floor only where some group
+has them (records without ``baselines`` or 2D metrics give the table they always gave); a
+group whose mean PA-EPE is not below its floor carries :data:`FLOOR_MARK` in its PA-EPE cell.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eval.report.groups import (BASELINES, SETTING_KEYS, NothingToShow, at_full_labels, constant,
-                                describe, fraction_label, match_order, sort_groups, varying)
+from eval.report.groups import (BASELINES, FLOOR, SETTING_KEYS, NothingToShow, at_full_labels, describe,
+                                fraction_label, match_order, not_below_floor, setting_line, sort_groups,
+                                varying)
 from eval.report.load import JOINTS, METRICS, PROBE_PREFIX
 from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES
 
@@ -31,7 +37,19 @@ STATS_NOTE = (f"Mean ± sample standard deviation (ddof=1) over seeds; {CONFIDEN
 CHANGE_NOTE = (f"vs random / vs imagenet: relative change of the mean PA-EPE against that init in the "
                f"same setting (negative = lower error = better); * = paired t-test over the seeds "
                f"shared with that baseline, two-sided p < {ALPHA:g}.")
-LATEX = {"±": r"$\pm$", "–": "--", "·": r"$\cdot$"}
+FLOOR_MARK = "†"
+FLOOR_NAME = "canonical hand (no image)"
+FLOOR_NOTE = (f"floor: PA-EPE (mm) of the no-image floor, one constant canonical hand (the Procrustes mean "
+              f"of the fine-tuning poses) scored on the group's own evaluation set, mean over the group's "
+              f"runs; {FLOOR_MARK} = the group's mean PA-EPE is not below its floor: it does not beat a "
+              f"predictor that never looks at the image.")
+NOTE_2D = ("2D EPE: mean end-point error of the 21 image keypoints in pixels of the network input, "
+           "mean ± sd over seeds (as a fraction of the crop side in the CSV).")
+COLUMNS_2D = ("epe_2d_px_mean", "epe_2d_px_std", "epe_2d_frac_mean", "epe_2d_frac_std", "auc_2d_mean",
+              "auc_2d_std")
+COLUMNS_FLOOR = (FLOOR, "floor_pa_auc_mean", "floor_epe_mm_mean", "one_point_pa_epe_mm_mean",
+                 "not_below_floor")
+LATEX = {"±": r"$\pm$", "–": "--", "·": r"$\cdot$", FLOOR_MARK: r"$^\dagger$"}
 
 
 @dataclass(frozen=True)
@@ -92,17 +110,36 @@ def _data(groups: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return data
 
 
+def _has(frame: pd.DataFrame, column: str) -> bool:
+    """Whether some group has a value in ``column`` (an optional score the records may lack)."""
+    return column in frame.columns and bool(frame[column].notna().any())
+
+
+def _pa_epe_cells(main: pd.DataFrame) -> list[str]:
+    """Mean ± sd PA-EPE, with :data:`FLOOR_MARK` where the group does not beat its floor."""
+    marked = not_below_floor(main)
+    return [mean_std(m, s, 2) + (f" {FLOOR_MARK}" if mark else "")
+            for m, s, mark in zip(main["pa_epe_mm_mean"], main["pa_epe_mm_std"], marked)]
+
+
 def main_table(groups: pd.DataFrame) -> Table:
-    """Table 1: method x backbone -> PA-EPE, PA-AUC, EPE, AUC, compute, change vs baselines."""
+    """Table 1: method x backbone -> PA-EPE, PA-AUC, EPE, AUC, compute, change vs baselines;
+    the no-image floor and the 2D error (px) where the records have them."""
     main = sort_groups(at_full_labels(groups))
+    has_floor, has_2d = _has(main, FLOOR), _has(main, "epe_2d_px_mean")
     keys = [k for k in varying(main) if k != "backbone"] + ["backbone"]
     shown = _labels(main, keys)
-    shown["PA-EPE (mm)"] = [mean_std(m, s, 2) for m, s in zip(main["pa_epe_mm_mean"], main["pa_epe_mm_std"])]
+    shown["PA-EPE (mm)"] = _pa_epe_cells(main)
     shown[f"PA-EPE {CONFIDENCE:.0%} CI"] = [interval(lo, hi, 2) for lo, hi in
                                            zip(main["pa_epe_mm_ci_low"], main["pa_epe_mm_ci_high"])]
+    if has_floor:
+        shown["floor PA-EPE (mm)"] = [_num(v, 2) for v in main[FLOOR]]
     shown["PA-AUC"] = [mean_std(m, s, 3) for m, s in zip(main["pa_auc_mean"], main["pa_auc_std"])]
     shown["EPE (mm)"] = [mean_std(m, s, 2) for m, s in zip(main["epe_mm_mean"], main["epe_mm_std"])]
     shown["AUC"] = [mean_std(m, s, 3) for m, s in zip(main["auc_mean"], main["auc_std"])]
+    if has_2d:
+        shown["2D EPE (px)"] = [mean_std(m, s, 2) for m, s in
+                                zip(main["epe_2d_px_mean"], main["epe_2d_px_std"])]
     shown["n"] = main["n"].astype(str)
     shown["compute"] = [flops(f) + (" + ext." if isinstance(ext, str) else "")
                         for f, ext in zip(main["total_flops_mean"], main["external_pretrain"])]
@@ -112,6 +149,10 @@ def main_table(groups: pd.DataFrame) -> Table:
     columns = ["n", "seeds"]
     for metric in METRICS:
         columns += [f"{metric}_{s}" for s in ("mean", "std", "ci_low", "ci_high")]
+    if has_2d:
+        columns += COLUMNS_2D
+    if has_floor:
+        columns += COLUMNS_FLOOR
     columns += ["pretrain_flops_mean", "finetune_flops_mean", "total_flops_mean", "wall_s_mean",
                 "external_pretrain"]
     for baseline in BASELINES:
@@ -120,12 +161,36 @@ def main_table(groups: pd.DataFrame) -> Table:
     externals = sorted(set(main["external_pretrain"].dropna()))
     notes = [STATS_NOTE, CHANGE_NOTE,
              "compute: FLOPs spent on pre-training + fine-tuning, mean over seeds."]
+    if has_floor:
+        notes.append(FLOOR_NOTE)
+    if has_2d:
+        notes.append(NOTE_2D)
     if externals:
         notes.append(f"ext.: the backbone started from external pre-training ({'; '.join(externals)}) "
                      "whose compute is not counted.")
-    return Table(shown, _data(main, columns), describe(main, constant(main, [k for k in SETTING_KEYS
-                                                                            if k != "backbone"])),
+    marked = not_below_floor(main).where(main[FLOOR].notna()) if has_floor else None   # empty: no floor
+    data = _data(main.assign(not_below_floor=marked), columns)
+    return Table(shown, data, setting_line(main, [k for k in SETTING_KEYS if k != "backbone"]),
                  tuple(notes), len(keys) + 1)
+
+
+def floor_sentence(main: Table) -> str:
+    """One sentence on the no-image floor of Table 1 and the groups that do not beat it;
+    empty where no group has a floor. The floor in mm PA-EPE, one value, or the range
+    where the groups' evaluation sets differ."""
+    data = main.data
+    if not _has(data, FLOOR):
+        return ""
+    low, high = (_num(v, 2) for v in (data[FLOOR].min(), data[FLOOR].max()))
+    value = (f"{low} mm PA-EPE on this evaluation set" if low == high
+             else f"{low}–{high} mm PA-EPE on these evaluation sets (per group in Table 1's floor column)")
+    failing = data[not_below_floor(data)]
+    keys = varying(data)
+    names = [failing["method"].iat[i] + (f" ({describe(failing, keys, i)})" if keys else "")
+             for i in range(len(failing))]
+    verdict = (f"groups marked {FLOOR_MARK} in Table 1 do not beat it: {', '.join(names)}." if names
+               else "every group in Table 1 beats it.")
+    return f"The no-image floor, a constant canonical hand, scores {value}; {verdict}"
 
 
 def label_efficiency_table(groups: pd.DataFrame) -> Table:
@@ -143,7 +208,7 @@ def label_efficiency_table(groups: pd.DataFrame) -> Table:
             mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
     data = _data(ordered, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
                            "pa_epe_mm_ci_high", "pa_epe_mm_vs_random_pct", "pa_epe_mm_vs_random_p"])
-    setting = describe(ordered, constant(ordered, [k for k in SETTING_KEYS if k != "label_fraction"]))
+    setting = setting_line(ordered, [k for k in SETTING_KEYS if k != "label_fraction"])
     return Table(shown, data, setting, (STATS_NOTE, "Labels: the fraction of the labelled training "
                                         "set used for fine-tuning; n per cell in the CSV."), len(keys) + 1)
 
@@ -169,7 +234,7 @@ def protocol_table(groups: pd.DataFrame) -> Table:
              "match=pretrain: every method gets the same pre-training compute and the same fine-tuning; "
              "match=total: the same pre-training + fine-tuning compute, so an init without "
              "pre-training fine-tunes longer.")
-    setting = describe(main, constant(main, [k for k in SETTING_KEYS if k != "match"]))
+    setting = setting_line(main, [k for k in SETTING_KEYS if k != "match"])
     return Table(shown, data, setting, notes, len(keys) + 1)
 
 
@@ -192,8 +257,7 @@ def probe_table(groups: pd.DataFrame) -> Table:
         columns += [f"{probe}_{s}" for s in ("mean", "std", "n")]
     notes = (STATS_NOTE, "Probes are fitted on the pre-trained backbone's features; viewpoint errors "
              "in degrees (lower is better), accuracy as recorded (higher is better).")
-    return Table(shown, _data(with_probes, columns), describe(with_probes, constant(with_probes)),
-                 notes, len(keys) + 1)
+    return Table(shown, _data(with_probes, columns), setting_line(with_probes), notes, len(keys) + 1)
 
 
 def per_joint_table(groups: pd.DataFrame) -> Table:
@@ -214,7 +278,7 @@ def per_joint_table(groups: pd.DataFrame) -> Table:
     notes = ("PA-EPE (mm) per joint after per-sample Procrustes alignment, mean over seeds "
              "(standard deviations in the CSV, one row per group and joint); joints in FreiHAND "
              "order: wrist, then thumb CMC, MCP, IP, tip and each finger's MCP, PIP, DIP, tip.",)
-    return Table(shown, data, describe(main, constant(main)), notes, len(keys) + 1)
+    return Table(shown, data, setting_line(main), notes, len(keys) + 1)
 
 
 def markdown(table: Table) -> str:
