@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="tables and figures from the records")
     _results_arg(report)
-    report.add_argument("--out", type=Path, default=Path("results/report"))
+    report.add_argument("--out", type=Path, default=None,
+                        help="report folder (default results/report); with --ablation, a Markdown file")
+    report.add_argument("--ablation", type=Path, metavar="SWEEP.yaml",
+                        help="instead: the table of a sweep's runs in file order, each labelled "
+                             "by what its config changes")
+    report.add_argument("--against", choices=("previous", "first"), default="previous",
+                        help="--ablation: label rows by their change from the previous or the first run")
 
     ev = sub.add_parser("evaluate", help="score a FreiHAND-format prediction file like the official script")
     ev.add_argument("pred", type=Path, help="pred.json: [xyz_list, verts_list] or the xyz list (metres)")
@@ -116,9 +122,20 @@ def cmd_sweep(args, results: Path) -> int:
 
 
 def cmd_report(args, results: Path) -> int:
+    if args.ablation is not None:
+        from eval.report.ablation import markdown, rows
+
+        text = markdown(rows(args.ablation, results, args.against))
+        if args.out is None:
+            print(text, end="")
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
+            print(f"table written: {args.out}")
+        return 0
     from eval.report import build_report
 
-    index = build_report(results, args.out)
+    index = build_report(results, args.out or Path("results/report"))
     print(f"report written: {index}")
     return 0
 

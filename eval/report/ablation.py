@@ -1,6 +1,6 @@
 """An ablation or recipe-search table from a sweep file and its records.
 
-``python -m eval.report.ablation SWEEP --results DIR [--against previous|first] [--out FILE]``
+``bench report --ablation SWEEP --results DIR [--against previous|first] [--out FILE.md]``
 
 Rows follow the sweep file's order (``benchmarks.sweep.compose_runs``). Each row is labelled
 by what it changes, computed from the resolved configs, never typed by hand: the config keys
@@ -14,12 +14,9 @@ record is listed as missing.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from benchmarks.config import run_id, semantic
-from benchmarks.errors import UserError
 from benchmarks.store import read_record, record_path
 
 COLUMNS = ("#", "change", "steps", "wall s", "2D px", "zrel L1", "root L1", "PA-EPE mm",
@@ -42,8 +39,14 @@ def changes(cfg: dict, ref: dict | None) -> str:
     if ref is None:
         return "baseline"
     a, b = flatten(semantic(cfg)), flatten(semantic(ref))
-    diff = [f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return ", ".join(diff) or "(same config)"
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    parts: dict[str, list[str]] = {}
+    for k in keys:                       # keys of one section together: a.b.{c=1, d=2}
+        parent, _, leaf = k.rpartition(".")
+        parts.setdefault(parent, []).append(f"{leaf}={a.get(k)}")
+    out = [(f"{p}.{{{', '.join(v)}}}" if len(v) > 2 else ", ".join(f"{p}.{x}" if p else x for x in v))
+           for p, v in parts.items()]
+    return ", ".join(out) or "(same config)"
 
 
 def _fmt(x, digits: int) -> str:
@@ -66,7 +69,8 @@ def rows(sweep: Path, results: Path, against: str = "previous") -> list[list[str
         m, c = rec["metrics"], rec["compute"]
         floor = (rec.get("baselines") or {}).get("canonical_hand", {}).get("pa_epe_mm")
         val = (rec.get("validation") or {}).get("pa_epe_mm")
-        out.append([str(i), label, str(c["finetune_steps"]), f"{c['finetune_wall_s']:.0f}",
+        out.append([str(i), label, str(c.get("finetune_steps", "–")),
+                    _fmt(c.get("finetune_wall_s"), 0),
                     _fmt(m.get("epe_2d_px"), 2), _fmt(m.get("zrel_l1"), 3),
                     _fmt(m.get("z_root_l1"), 2), _fmt(m["pa_epe_mm"], 2), _fmt(floor, 2),
                     _fmt(val, 2)])
@@ -77,27 +81,3 @@ def markdown(table: list[list[str]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in table]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.report.ablation", description=__doc__.split("\n")[0])
-    p.add_argument("sweep", type=Path)
-    p.add_argument("--results", type=Path, required=True)
-    p.add_argument("--against", choices=("previous", "first"), default="previous")
-    p.add_argument("--out", type=Path)
-    args = p.parse_args(argv)
-    try:
-        text = markdown(rows(args.sweep, args.results, args.against))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

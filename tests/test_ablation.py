@@ -1,0 +1,34 @@
+"""The ablation table labels each row by what its config changes, computed, never typed."""
+from benchmarks import compose
+from benchmarks.config import to_container
+from benchmarks.store import write_record
+from eval.report.ablation import changes, markdown, rows
+from eval.report.example import example_record
+
+
+def test_changes_name_exactly_the_keys_that_differ():
+    a = to_container(compose.load(["profile=smoke"]))
+    b = to_container(compose.load(["profile=smoke", "finetune.lr=0.002", "data.world=sphere"]))
+    c = to_container(compose.load(["profile=smoke", "finetune.augment.hue=0.0",
+                                   "finetune.augment.blur_p=0.1", "finetune.augment.rotate_deg=5"]))
+    assert changes(a, None) == "baseline"
+    assert changes(b, a) == "data.world=sphere, finetune.lr=0.002"
+    assert changes(c, a) == "finetune.augment.{blur_p=0.1, hue=0.0, rotate_deg=5.0}"
+    assert changes(a, a) == "(same config)"
+    # launcher and display settings are not changes
+    assert changes(to_container(compose.load(["profile=smoke", "engine.progress=false"])), a) == "(same config)"
+
+
+def test_rows_follow_the_sweep_and_list_missing_runs(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("fixed: {profile: smoke, method: random}\n"
+                     "grid:\n  - finetune.lr: [0.001]\n  - finetune.lr: [0.002]\n")
+    from benchmarks.config import run_id
+    cfg = compose.load(["profile=smoke", "method=random", "finetune.lr=0.001"])
+    rec = example_record("random", 0, 15.0)
+    rec["run_id"] = run_id(cfg)
+    write_record(tmp_path / "runs", rec)
+    table = rows(sweep, tmp_path / "runs")
+    assert [r[1] for r in table] == ["baseline", "finetune.lr=0.002"]
+    assert table[0][7] == "15.00" and table[0][8] == "20.00" and table[1][2] == "missing"
+    assert markdown(table).count("\n") == 4
