@@ -32,3 +32,17 @@ def test_rows_follow_the_sweep_and_list_missing_runs(tmp_path):
     assert [r[1] for r in table] == ["baseline", "finetune.lr=0.002"]
     assert table[0][7] == "15.00" and table[0][8] == "20.00" and table[1][2] == "missing"
     assert markdown(table).count("\n") == 4
+
+
+def test_calibration_index_quotes_the_tables_its_records_give():
+    """results/calibration/index.md shows the search and the ablation exactly as
+    ``bench report --ablation`` computes them from the committed records, no run missing."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    index = (root / "results" / "calibration" / "index.md").read_text()
+    for sweep, against in (("calibration-search", "first"), ("calibration-ablation", "previous")):
+        table = rows(root / "sweeps" / f"{sweep}.yaml", root / "results" / "calibration" / "records", against)
+        assert all(r[2] != "missing" for r in table), sweep
+        for line in markdown(table).splitlines():
+            assert line in index, (sweep, line)
