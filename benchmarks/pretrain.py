@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from benchmarks import batches as B
 from benchmarks.augment import Augmenter
+from benchmarks.synth.products import VERSION as SYNTH_VERSION
 from benchmarks.budget import parse_budget, plan_steps
 from benchmarks.config import stable_hash, to_container
 from benchmarks.engine import Engine, Phase, step_generator
@@ -47,10 +48,13 @@ class PretrainResult:
 
 
 def cache_key(cfg: DictConfig) -> str:
+    """What changes the pre-trained weights: method, backbone, budget, seed, pre-training
+    settings, the data (the synthetic world and its generator's version included), precision."""
     d = to_container(cfg)
     keep = {"method": d["method"], "backbone": d["backbone"], "budget": d["budget"],
             "seed": d["seed"], "pretrain": d["pretrain"],
-            "data": {k: d["data"][k] for k in ("name", "world_seed", "n_triplets", "root")},
+            "data": {k: d["data"][k] for k in ("name", "world_seed", "world", "n_triplets", "root")},
+            "synth_version": SYNTH_VERSION,
             "precision": d["engine"]["precision"], "accelerator": d["engine"]["accelerator"]}
     return stable_hash(keep, 16)
 

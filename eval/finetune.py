@@ -67,13 +67,15 @@ class PoseTask:
         if self.augmenter is not None:
             views = self.augmenter(images, g)
             images = views.images
-            K = self.augmenter.affine(views.params, self.res).to(K) @ K
+            with torch.autocast(K.device.type, enabled=False):     # exact targets under bf16
+                K = self.augmenter.affine(views.params, self.res).float() @ K
         if self.cfg.finetune.freeze_backbone:
             model.backbone.eval()
         pred = model(images, K)
         ft = self.cfg.finetune
-        return pose_loss(pred, targets(batch["xyz"].float(), K), self.res, ft.depth_weight,
-                         ft.heatmap_weight, ft.heatmap_sigma)
+        with torch.autocast(K.device.type, enabled=False):
+            truth = targets(batch["xyz"].float(), K)
+        return pose_loss(pred, truth, self.res, ft.depth_weight, ft.heatmap_weight, ft.heatmap_sigma)
 
 
 @torch.no_grad()

@@ -74,3 +74,12 @@ def test_paper_profile_keeps_the_published_head_and_the_cpu_profile_names_its_ow
     cpu = compose.load(["profile=cpu"])
     assert (cpu.finetune.head, cpu.finetune.root) == ("heatmap", "prior")
     assert run_id(cpu) != run_id(compose.load(["profile=cpu", "finetune.head=regression"]))
+
+
+def test_pretraining_cache_key_knows_the_synthetic_world():
+    """Backbones pre-trained on one world's images are never reused for the other's."""
+    from benchmarks.pretrain import cache_key
+
+    base = ["method=simclr", "profile=smoke"]
+    assert cache_key(compose.load(base)) != cache_key(compose.load([*base, "data.world=sphere"]))
+    assert cache_key(compose.load(base)) == cache_key(compose.load([*base, "finetune.lr=0.01"]))

@@ -90,8 +90,9 @@ class Viewpoints:
 
 # ``capture`` resembles FreiHAND's capture: a person holds the hand up in front of a rig of
 # cameras arranged around it, so the cameras see palm, back and both sides (any azimuth) from
-# within +-50 degrees of the palm's equator (never straight down the fingers or up the forearm),
-# and the crops show the fingers pointing up to sideways (roll +-45 degrees). ``sphere`` is the
+# within +-50 degrees of the palm's equator (never straight down the fingers; with the wrist
+# flexed the forearm can come within 30 degrees of the view, where the renderer clips it), and
+# the crops show the fingers pointing up to sideways (roll +-45 degrees). ``sphere`` is the
 # harder world of handbench's first release: any direction outside the forearm cap, any roll.
 VIEWPOINTS = {"capture": Viewpoints(elevation_deg=50.0, roll_deg=45.0),
               "sphere": Viewpoints(elevation_deg=None, roll_deg=180.0)}
