@@ -31,9 +31,9 @@ from benchmarks.augment import Augmenter
 from benchmarks.budget import plan_steps
 from benchmarks.engine import Engine, Phase, step_generator
 from benchmarks.flops import count_step_flops
-from eval.floors import no_image_floors
+from eval.floors import floor_predictions, score_floors
 from eval.metrics import freihand_metrics, keypoint_2d_metrics
-from eval.pose_model import ROOT, PoseNet, pose_loss, targets
+from eval.pose_model import ROOT, PoseNet, pose_loss, root_depths, targets
 
 EVAL_BATCH = 256
 PERIODIC = ("epe_mm", "pa_epe_mm", "auc", "pa_auc", "epe_2d_px", "zrel_l1", "z_root_l1")
@@ -64,17 +64,16 @@ class PoseTask:
     def __call__(self, model: PoseNet, batch: dict, g: torch.Generator):
         images = batch["image"].float().div_(255)
         K = batch["K"].float()
-        if self.augmenter is not None:
-            views = self.augmenter(images, g)
-            images = views.images
-            with torch.autocast(K.device.type, enabled=False):     # exact targets under bf16
+        views = self.augmenter(images, g) if self.augmenter is not None else None
+        with torch.autocast(K.device.type, enabled=False):         # exact targets under bf16
+            if views is not None:
+                images = views.images
                 K = self.augmenter.affine(views.params, self.res).float() @ K
-        if self.cfg.finetune.freeze_backbone:
+            truth = targets(batch["xyz"].float(), K)
+        ft = self.cfg.finetune
+        if ft.freeze_backbone:
             model.backbone.eval()
         pred = model(images, K)
-        ft = self.cfg.finetune
-        with torch.autocast(K.device.type, enabled=False):
-            truth = targets(batch["xyz"].float(), K)
         return pose_loss(pred, truth, self.res, ft.depth_weight, ft.heatmap_weight, ft.heatmap_sigma)
 
 
@@ -113,15 +112,9 @@ def score(p: dict[str, np.ndarray], side: int) -> dict:
             "z_root_l1": float(np.abs(p["z_root"] - p["z_root_gt"]).mean())}
 
 
-def evaluate(model: PoseNet, source, device: torch.device, num_workers: int = 0,
-             side: int | None = None) -> dict:
-    p = predict(model, source, device, num_workers)
-    return score(p, side if side is not None else _side(source))
-
-
-def _side(source) -> int:
-    first = B.take(source, torch.arange(1))
-    return int(first["image"].shape[-1])
+def evaluate(model: PoseNet, source, device: torch.device, side: int, num_workers: int = 0) -> dict:
+    """Every metric of ``model`` on ``source``, whose images are ``side`` pixels square."""
+    return score(predict(model, source, device, num_workers), side)
 
 
 def poses(source) -> np.ndarray:
@@ -129,13 +122,6 @@ def poses(source) -> np.ndarray:
     if isinstance(source, B.TensorSource):
         return source.tensors["xyz"].double().numpy()
     return source.xyz[source.image_ids % source.n_unique].astype(np.float64)
-
-
-def root_depths(source) -> torch.Tensor:
-    """Scale-normalised root depths (N,) of the labels (``targets``' ``z_root``)."""
-    xyz = torch.from_numpy(poses(source))
-    scale = (xyz[:, 9] - xyz[:, 10]).norm(dim=-1)
-    return xyz[:, ROOT, 2] / scale
 
 
 def reference_steps(cfg: DictConfig, n_train: int) -> int:
@@ -156,8 +142,9 @@ def finetune(cfg: DictConfig, backbone, train, test,
     seed = ft.seed if ft.seed is not None else cfg.seed
     res = cfg.data.res
     torch.manual_seed(seed + 2)
+    train_poses = poses(train)
     model = PoseNet(backbone, backbone.feat_dim, head=ft.head, root=ft.root)
-    model.refiner.set_prior(root_depths(train))
+    model.refiner.set_prior(root_depths(torch.from_numpy(train_poses)))
     model = model.to(device)
     if ft.freeze_backbone:
         backbone.requires_grad_(False)
@@ -172,7 +159,7 @@ def finetune(cfg: DictConfig, backbone, train, test,
     eval_steps = tuple(sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)}))
 
     def periodic(m, k):
-        full = evaluate(m, test, device, cfg.engine.num_workers, side=res)
+        full = evaluate(m, test, device, res, cfg.engine.num_workers)
         return {key: full[key] for key in PERIODIC}
 
     ph = Phase(name="finetune", module=model, loss_fn=task,
@@ -182,13 +169,13 @@ def finetune(cfg: DictConfig, backbone, train, test,
                seed=seed, ckpt_dir=ckpt_dir, evaluate=periodic, eval_steps=eval_steps,
                optimizer=ft.optimizer)
     out = engine.fit(ph)
-    train_poses = poses(train)
-    metrics = evaluate(model, test, device, cfg.engine.num_workers, side=res)
-    baselines = no_image_floors(train_poses, poses(test))
+    metrics = evaluate(model, test, device, res, cfg.engine.num_workers)
+    floors = floor_predictions(train_poses)
+    baselines = score_floors(floors, poses(test))
     validation = None
     if val is not None:
-        validation = evaluate(model, val, device, cfg.engine.num_workers, side=res)
-        validation["baselines"] = no_image_floors(train_poses, poses(val))
+        validation = evaluate(model, val, device, res, cfg.engine.num_workers)
+        validation["baselines"] = score_floors(floors, poses(val))
     return FinetuneResult(metrics=metrics, steps=steps, flops=steps * step_flops,
                           step_flops=step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from eval.metrics import freihand_metrics, procrustes_align
+from eval.pose_model import ROOT
 
 FLOORS = ("canonical_hand", "one_point")
 KEYS = ("epe_mm", "pa_epe_mm", "auc", "pa_auc")
-ROOT = 9
 
 
 def canonical_shape(poses: np.ndarray, iters: int = 20, tol: float = 1e-10) -> np.ndarray:
@@ -62,12 +62,18 @@ def floor_predictions(train_xyz: np.ndarray) -> dict[str, np.ndarray]:
     return {"canonical_hand": canonical, "one_point": one_point}
 
 
-def no_image_floors(train_xyz: np.ndarray, eval_xyz: np.ndarray) -> dict[str, dict[str, float]]:
-    """``{floor: {epe_mm, pa_epe_mm, auc, pa_auc}}`` of each constant predictor on ``eval_xyz``
-    (N, K, 3) metres, the constants built from ``train_xyz`` (the fine-tuning ids' poses)."""
+def score_floors(predictions: dict[str, np.ndarray], eval_xyz: np.ndarray) -> dict[str, dict[str, float]]:
+    """``{floor: {epe_mm, pa_epe_mm, auc, pa_auc}}`` of each constant of ``floor_predictions``
+    on ``eval_xyz`` (N, K, 3) metres."""
     gt = np.asarray(eval_xyz, dtype=np.float64)
     out = {}
-    for name, pred in floor_predictions(train_xyz).items():
+    for name, pred in predictions.items():
         m = freihand_metrics(np.broadcast_to(pred, gt.shape), gt)
         out[name] = {k: m[k] for k in KEYS}
     return out
+
+
+def no_image_floors(train_xyz: np.ndarray, eval_xyz: np.ndarray) -> dict[str, dict[str, float]]:
+    """The floors on ``eval_xyz``, their constants built from ``train_xyz`` (the fine-tuning
+    ids' poses); ``score_floors`` scores constants built once on several sets."""
+    return score_floors(floor_predictions(train_xyz), eval_xyz)

@@ -61,19 +61,30 @@ def root_depth(xy: torch.Tensor, zrel: torch.Tensor, bone: tuple[int, int] = BON
     return (-b + disc.sqrt()) / (2 * a.clamp_min(_EPS))
 
 
+def bone_scale(xyz: torch.Tensor) -> torch.Tensor:
+    """FreiHAND's ``scale`` (B,): the length of the middle MCP->PIP bone of joints (B, J, 3)."""
+    return (xyz[:, BONE[0]] - xyz[:, BONE[1]]).norm(dim=-1)
+
+
+def root_depths(xyz: torch.Tensor) -> torch.Tensor:
+    """Scale-normalised root depths (B,) of camera-frame joints (B, J, 3): ``targets``'
+    ``z_root``, which needs no camera."""
+    return xyz[:, ROOT, 2] / bone_scale(xyz)
+
+
 def targets(xyz: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
     """Ground-truth 2.5D of camera-frame joints ``xyz`` (B, 21, 3) in metres.
 
     Returns ``uv_px`` (B, 21, 2) pixel positions under ``K``, ``zrel`` (B, 21) and ``z_root``
     (B,) in units of ``scale`` (B,) = |xyz_9 - xyz_10| metres, which is returned as well.
     """
-    scale = (xyz[:, BONE[0]] - xyz[:, BONE[1]]).norm(dim=-1)
+    scale = bone_scale(xyz)
     proj = xyz @ K.transpose(1, 2)
     z = xyz[..., 2]
     return {
         "uv_px": proj[..., :2] / proj[..., 2:],
         "zrel": (z - z[:, ROOT : ROOT + 1]) / scale[:, None],
-        "z_root": z[:, ROOT] / scale,
+        "z_root": root_depths(xyz),
         "scale": scale,
     }
 

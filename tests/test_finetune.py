@@ -42,8 +42,8 @@ def test_file_backed_and_in_memory_sources_score_alike(tmp_path):
     np.testing.assert_allclose(pred_a, pred_b, rtol=0, atol=1e-7)
     np.testing.assert_array_equal(gt_a, ds.xyz.astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(gt_a, gt_b)
-    assert evaluate(model, ds, torch.device("cpu"))["pa_epe_mm"] == evaluate(
-        model, mem, torch.device("cpu"))["pa_epe_mm"]
+    assert evaluate(model, ds, torch.device("cpu"), 32)["pa_epe_mm"] == evaluate(
+        model, mem, torch.device("cpu"), 32)["pa_epe_mm"]
     assert B.take(ds, torch.tensor([3, 1]))["xyz"].shape == (2, 21, 3)
 
 

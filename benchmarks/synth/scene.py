@@ -27,7 +27,6 @@ from benchmarks.synth.hand import GESTURES, forward_kinematics, sample_poses, sa
 from benchmarks.synth.render import Capsules, Lighting, Plate, composite, rasterize, shade
 
 T = TypeVar("T")
-WORLDS = ("capture", "sphere")   # viewpoint distributions of the labelled (lab) product
 DISTRACTOR = 3          # first material slot of distractor shapes
 FOREARM_CAP_DEG = 30.0  # no camera within this angle of the forearm axis (it would be in the arm)
 FOREARM_CLIP = 0.5      # the forearm ends no nearer to the camera than this x the hand's depth
@@ -96,6 +95,7 @@ class Viewpoints:
 # harder world of handbench's first release: any direction outside the forearm cap, any roll.
 VIEWPOINTS = {"capture": Viewpoints(elevation_deg=50.0, roll_deg=45.0),
               "sphere": Viewpoints(elevation_deg=None, roll_deg=180.0)}
+WORLDS = tuple(VIEWPOINTS)      # viewpoint distributions of the labelled (lab) product
 
 
 def sample_directions(n: int, views: Viewpoints, forearm: Tensor, gen: torch.Generator) -> Tensor:

@@ -125,35 +125,28 @@ def _numbers(record: dict[str, Any], dotted: str, length: int | None = None) -> 
     return array
 
 
-def _objects(record: dict[str, Any], dotted: str) -> None:
-    """Raise _Invalid where a part of the path ``dotted`` is present but neither an object nor null."""
+def _lookup(record: dict[str, Any], dotted: str) -> Any:
+    """The value at ``dotted``, or None where a part of the path is absent or null; raises
+    _Invalid where a part before the last is present but not an object."""
     value: Any = record
     parts = dotted.split(".")
     for i, part in enumerate(parts):
+        if not isinstance(value, dict):
+            raise _Invalid(f"{'.'.join(parts[:i])} is a {type(value).__name__}, not an object")
         value = value.get(part)
         if value is None:
-            return
-        if not isinstance(value, dict):
-            raise _Invalid(f"{'.'.join(parts[:i + 1])} is a {type(value).__name__}, not an object")
+            return None
+    return value
 
 
 def _optional(record: dict[str, Any], dotted: str) -> float:
     """The finite number >= 0 at ``dotted``, or NaN where a part of the path is absent or null."""
-    _objects(record, dotted.rpartition(".")[0])
-    try:
-        value = _get(record, dotted)
-    except _Invalid:
-        return math.nan
-    return math.nan if value is None else _number(record, dotted, minimum=0.0)
+    return math.nan if _lookup(record, dotted) is None else _number(record, dotted, minimum=0.0)
 
 
 def _head(record: dict[str, Any]) -> str:
     """The pose head in ``config.finetune.head``; :data:`DEFAULT_HEAD` where the config lacks it."""
-    _objects(record, HEAD_FIELD.rpartition(".")[0])
-    try:
-        value = _get(record, HEAD_FIELD)
-    except _Invalid:
-        return DEFAULT_HEAD
+    value = _lookup(record, HEAD_FIELD)
     if value is None:
         return DEFAULT_HEAD
     if not isinstance(value, str) or not value:
