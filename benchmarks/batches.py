@@ -3,6 +3,9 @@
 That is what makes a resumed run repeat the uninterrupted one exactly: restarting at step k
 draws the same samples in the same order, whatever happened before. Each pass over the data
 is a seeded permutation; batches run across pass boundaries without dropping samples.
+
+A source that declares ``epoch_keyed = True`` (the pre-training ``Mixture``) is handed keys
+``epoch * n + index`` instead of indices, so that what epoch e holds can itself depend on e.
 """
 from __future__ import annotations
 
@@ -31,6 +34,15 @@ class StepIndices:
         pos = torch.arange(step * self.batch_size, (step + 1) * self.batch_size)
         epochs, offsets = pos // self.n, pos % self.n
         return torch.stack([self._perm(int(e))[int(o)] for e, o in zip(epochs, offsets)])
+
+    def keys(self, step: int) -> torch.Tensor:
+        """Step ``step``'s items as keys ``epoch * n + index`` (for epoch-keyed sources)."""
+        epochs = torch.arange(step * self.batch_size, (step + 1) * self.batch_size) // self.n
+        return epochs * self.n + self(step)
+
+    def for_source(self, source, step: int) -> torch.Tensor:
+        """What ``source`` is indexed with at ``step``: keys if it is epoch-keyed, else indices."""
+        return self.keys(step) if getattr(source, "epoch_keyed", False) else self(step)
 
 
 class TensorSource:
@@ -68,12 +80,12 @@ def in_order(source: TensorSource | Dataset, batch_size: int, num_workers: int =
 
 
 class _Steps(torch.utils.data.Sampler):
-    def __init__(self, order: StepIndices, start: int, stop: int):
-        self.order, self.start, self.stop = order, start, stop
+    def __init__(self, order: StepIndices, start: int, stop: int, source):
+        self.order, self.start, self.stop, self.source = order, start, stop, source
 
     def __iter__(self):
         for k in range(self.start, self.stop):
-            yield self.order(k).tolist()
+            yield self.order.for_source(self.source, k).tolist()
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -84,8 +96,8 @@ def iterate(source: TensorSource | Dataset, order: StepIndices, start: int, stop
     """Batches for steps ``start .. stop-1`` (CPU tensors)."""
     if isinstance(source, TensorSource):
         for k in range(start, stop):
-            yield source.take(order(k))
+            yield source.take(order.for_source(source, k))
         return
-    loader = DataLoader(source, batch_sampler=_Steps(order, start, stop), num_workers=num_workers,
+    loader = DataLoader(source, batch_sampler=_Steps(order, start, stop, source), num_workers=num_workers,
                         persistent_workers=False, pin_memory=torch.cuda.is_available())
     yield from loader

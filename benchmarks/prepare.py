@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
 from omegaconf import DictConfig
 from torch.utils.data import Dataset, default_collate
 
@@ -55,6 +57,29 @@ def to_tensors(ds: Dataset, keys: tuple[str, ...] | None = None) -> TensorSource
     return TensorSource({k: v for k, v in batch.items() if keys is None or k in keys})
 
 
+class MixedTensors(TensorSource):
+    """A ``Mixture`` whose sources are held in memory: the sources' items once, each epoch's
+    draw looked up by key (see ``benchmarks.data.sources``)."""
+
+    epoch_keyed = True
+
+    def __init__(self, mixture: Mixture):
+        parts = [to_tensors(d, ("image", "uv")).tensors for d in mixture.datasets]
+        tensors = {k: torch.cat([p[k] for p in parts]) for k in ("image", "uv")}
+        tensors["source"] = torch.cat([torch.full((n,), s, dtype=torch.int64)
+                                       for s, n in enumerate(mixture.sizes)])
+        super().__init__(tensors)
+        self.mixture = mixture
+        self.offsets = np.cumsum([0, *mixture.sizes[:-1]])
+
+    def __len__(self) -> int:
+        return len(self.mixture)
+
+    def take(self, keys: torch.Tensor) -> dict[str, torch.Tensor]:
+        where = self.mixture.locate(keys)
+        return super().take(torch.from_numpy(self.offsets[where[:, 0]] + where[:, 1]))
+
+
 class Data:
     """Resolves every data set of ``cfg``; raises ``UserError`` on missing or malformed data."""
 
@@ -92,7 +117,7 @@ class Data:
         if "triplets" in inputs:
             return self._triplet_source("train", self.cfg.pretrain.res)
         if len(self._mixture) <= PRELOAD_MAX and all(getattr(s, "preloaded", False) for s in self.sources):
-            return to_tensors(self._mixture)
+            return MixedTensors(self._mixture)
         return self._mixture
 
     def _triplet_source(self, split: str, res: int) -> TensorSource:

@@ -11,6 +11,12 @@ gives FreiHAND and YouTube3DHands 1/2 each), and an epoch has as many draws as t
 have items together. Within a source, items are visited in shuffled passes (a fresh
 permutation each time the source is used up), so a source is covered evenly instead of
 with replacement.
+
+Every epoch is drawn anew, as PeCLR's sampler does: the mixture is indexed by *keys*,
+``key = epoch * len(mixture) + position``, and epoch e's draw is a function of (seed, e)
+alone, so a resumed run draws what the uninterrupted one drew (``benchmarks.batches`` turns
+a step into keys for sources that declare ``epoch_keyed``). Over the epochs every item of
+every source with positive weight is used, however unequal the sources' sizes.
 """
 from __future__ import annotations
 
@@ -79,14 +85,19 @@ def mixture_indices(sizes: Sequence[int], weights: Sequence[float], n: int,
 
 
 class Mixture(Dataset):
-    """Pre-training sources mixed by weight (see the module docstring).
+    """Pre-training sources mixed by weight, drawn anew each epoch (see the module docstring).
 
     Args:
         datasets: the sources; their items hold at least ``image`` and ``uv``.
         weights: one non-negative weight per source.
         n: draws per epoch (default: the sources' total size, as PeCLR).
-        seed: the mixture's seed; ``set_epoch(e)`` redraws from (seed, e).
+        seed: the mixture's seed; epoch e draws from (seed, e).
+
+    ``mixture[key]`` is draw ``key % n`` of epoch ``key // n``.
     """
+
+    epoch_keyed = True
+    _KEEP = 4               # epochs' draws held at once (a batch spans at most two)
 
     def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float],
                  n: int | None = None, seed: int = 0):
@@ -95,21 +106,35 @@ class Mixture(Dataset):
         self.sizes = [len(d) for d in self.datasets]
         self.n = sum(self.sizes) if n is None else int(n)
         self.seed = seed
-        self.set_epoch(0)
+        self._draws: dict[int, np.ndarray] = {}
+        self.draws(0)                       # validates sizes and weights now
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the epoch's (source, index) sequence from (seed, epoch).
+    def draws(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s (n, 2) (source, index) sequence, a function of (seed, epoch)."""
+        if epoch not in self._draws:
+            if len(self._draws) >= self._KEEP:
+                self._draws.clear()
+            self._draws[epoch] = mixture_indices(self.sizes, self.weights, self.n,
+                                                 (self.seed, epoch))
+        return self._draws[epoch]
 
-        Call it before the epoch's ``DataLoader`` iterator is created, so workers see it.
-        """
-        self.epoch = epoch
-        self.draws = mixture_indices(self.sizes, self.weights, self.n, (self.seed, epoch))
+    def locate(self, keys: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+        """(len(keys), 2) (source, index) of mixture keys."""
+        keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+        if (keys < 0).any():
+            raise IndexError("mixture keys are non-negative")
+        epochs, pos = np.divmod(keys, self.n)
+        out = np.empty((len(keys), 2), dtype=np.int64)
+        for e in np.unique(epochs).tolist():
+            at = epochs == e
+            out[at] = self.draws(e)[pos[at]]
+        return out
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s, j = self.draws[i].tolist()
+    def __getitem__(self, key: int) -> dict[str, torch.Tensor]:
+        s, j = self.locate([key])[0].tolist()
         item = self.datasets[s][j]
         return {"image": item["image"], "uv": item["uv"],
                 "source": torch.tensor(s, dtype=torch.int64)}
