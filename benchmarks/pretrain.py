@@ -24,7 +24,7 @@ from benchmarks.augment import Augmenter
 from benchmarks.synth.products import VERSION as SYNTH_VERSION
 from benchmarks.budget import parse_budget, plan_steps
 from benchmarks.config import stable_hash, to_container
-from benchmarks.engine import Engine, Phase, step_generator
+from benchmarks.engine import Engine, Phase, TrainingError, step_generator
 from benchmarks.flops import count_step_flops
 from benchmarks.locks import file_lock
 from benchmarks.store import write_json_atomic
@@ -75,13 +75,14 @@ def measure(cfg: DictConfig, method, source, order, device) -> float:
 
 
 def seconds_per_step(method, source, order, device) -> float:
+    """Wall time of one pre-training step (forward and backward) on a copy of the method."""
     import copy
     probe = copy.deepcopy(method).train()
     batch = {k: v.to(device) for k, v in next(B.iterate(source, order, 0, 1)).items()}
     times = []
     for i in range(3):
         t = time.perf_counter()
-        loss, _ = probe.loss(batch, step_generator(0, "probe", i, device))
+        loss, _ = method_loss(probe, batch, step_generator(0, "probe", i, device))
         loss.backward()
         times.append(time.perf_counter() - t)
     return min(times[1:])
@@ -98,6 +99,10 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
     lock = file_lock(Path(cache_root) / f"{key}.lock") if fabric.is_global_zero else nullcontext()
     with lock:
         hit = (folder / WEIGHTS).exists() and (folder / META).exists()
+        if hit and fabric.is_global_zero and non_finite(torch.load(folder / WEIGHTS, map_location="cpu")):
+            for name in (WEIGHTS, META, CURVE):         # written by a version that cached them
+                (folder / name).unlink(missing_ok=True)
+            hit = False
         if fabric.world_size > 1:
             hit = fabric.broadcast(hit, src=0)
         if hit:
@@ -107,6 +112,13 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
             return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": curve})
         result = _train(cfg, method_cls, backbone, data, engine, folder, total_flops)
         result.key = key
+        if bad := non_finite(backbone.net.state_dict()):
+            import shutil
+            shutil.rmtree(folder / "ckpt", ignore_errors=True)   # a retry starts over
+            raise TrainingError(
+                f"pre-training {cfg.method.name} (pretrain.lr={cfg.pretrain.lr:g}, "
+                f"{result.steps} steps) diverged: {len(bad)} backbone tensors hold inf or NaN "
+                f"(e.g. {bad[0]}); nothing was cached; lower pretrain.lr")
         if fabric.is_global_zero:
             tmp = folder / f".{WEIGHTS}.tmp"
             torch.save(backbone.net.state_dict(), tmp)
@@ -116,6 +128,11 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
             tmp.replace(folder / WEIGHTS)
         fabric.barrier()
         return result
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold inf or NaN."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
 def _train(cfg, method_cls, backbone, data, engine: Engine, folder: Path, total: float | None
