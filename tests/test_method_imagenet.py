@@ -4,6 +4,7 @@ import torch
 import torchvision
 
 import methods
+from methods import imagenet
 from benchmarks.backbone import create_backbone
 from benchmarks.errors import UserError
 
@@ -80,6 +81,39 @@ def test_offline_without_cache_says_how_to_provide_weights(tmp_path, monkeypatch
     assert "\n" not in msg and "offline" in msg and "method.weights=PATH" in msg
 
 
+def test_an_unreachable_hub_is_one_line_at_once(tmp_path, monkeypatch):
+    """Not offline by setting, but no network: no minute of retries, no warnings."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    t = time.perf_counter()
+    with pytest.raises(UserError, match="hub.invalid is not reachable and no cached copy"):
+        ImageNet.init_backbone(ImageNet.Config(), create_backbone("resnet18"))
+    assert time.perf_counter() - t < imagenet.HUB_TIMEOUT_S + 2
+
+
+def test_a_cached_copy_loads_without_the_hub(tmp_path, monkeypatch):
+    import timm
+
+    torch.manual_seed(5)
+    net = timm.create_model("resnet18", pretrained=False)
+    weights = tmp_path / "model.safetensors"
+    from safetensors.torch import save_file
+    save_file(net.state_dict(), weights)
+    monkeypatch.setattr(imagenet, "_cached_file", lambda name: str(weights))
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda: False)
+    backbone = create_backbone("resnet18")
+    ImageNet.init_backbone(ImageNet.Config(), backbone)
+    want = net.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in backbone.net.state_dict().items())
+
+
 def test_hub_weights_are_copied_into_the_backbone(monkeypatch):
     """With a reachable hub, timm's pretrained model is built and its weights copied."""
     import timm
@@ -94,6 +128,10 @@ def test_hub_weights_are_copied_into_the_backbone(monkeypatch):
 
     backbone = create_backbone("resnet18")
     monkeypatch.setattr(timm, "create_model", fake_create_model)
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda: True)
+    monkeypatch.setattr(imagenet, "_cached_file", lambda name: None)
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     ImageNet.init_backbone(ImageNet.Config(tag="tv_in1k"), backbone)
     assert calls == [("resnet18.tv_in1k", True, 0)]
     want = hub_net.state_dict()
