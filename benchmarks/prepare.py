@@ -8,6 +8,7 @@ stay file-backed and stream through DataLoader workers.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset, default_collate
 
 from benchmarks.batches import TensorSource
 from benchmarks.data import FreiHAND, Mixture, Triplets, open_source, split_ids
+from benchmarks.errors import UserError
 from benchmarks.locks import file_lock
 
 PRELOAD_MAX = 20_000          # items; above this a set streams from disk
@@ -94,6 +96,7 @@ class Data:
             self.lab_root = Path(os.path.expanduser(d.root))
         self._train_all = FreiHAND(self.lab_root, "train", d.res, preload=False)
         self._eval = FreiHAND(self.lab_root, "eval", d.res, preload=d.name == "synthetic")
+        self._check_labelled()
         self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
         self._mixture = Mixture(self.sources, [s.weight for s in cfg.pretrain.sources],
                                 seed=cfg.data.world_seed)
@@ -145,6 +148,24 @@ class Data:
         They never depend on the label fraction and never overlap the fine-tuning subset."""
         _, val = self._split()
         return self._open_train(val) if val else None
+
+    def labelled_counts(self) -> dict[str, int]:
+        """What fine-tuning uses: labelled ids and images, held-out validation ids and images."""
+        ids, val = self._split()
+        k = self._train_all.n_versions
+        return {"ids": len(ids), "images": len(ids) * k,
+                "validation_ids": len(val), "validation_images": len(val) * k}
+
+    def _check_labelled(self) -> None:
+        """A label fraction that leaves fewer images than one fine-tuning batch is refused."""
+        ft, counts = self.cfg.finetune, self.labelled_counts()
+        if counts["images"] < ft.batch_size:
+            rest = self._train_all.n_unique - counts["validation_ids"]
+            need = math.ceil(ft.batch_size / self._train_all.n_versions)
+            raise UserError(
+                f"finetune.label_fraction={ft.label_fraction:g} leaves {counts['ids']} labelled "
+                f"ids ({counts['images']} images) of {rest}; one batch of finetune.batch_size="
+                f"{ft.batch_size} needs {need} ids: use label_fraction >= {need / rest:.2g}")
 
     def _split(self) -> tuple[list[int], list[int]]:
         cfg = self.cfg

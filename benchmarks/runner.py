@@ -87,7 +87,8 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
         train, test = data.labelled()
         ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra,
                       val=data.validation())
-        record.update(status="ok", metrics=ft.metrics, baselines=ft.baselines, probes=probes)
+        record.update(status="ok", metrics=ft.metrics, baselines=ft.baselines, probes=probes,
+                      labelled=data.labelled_counts())
         if ft.validation is not None:
             record["validation"] = ft.validation
         record["compute"] = {

@@ -26,6 +26,9 @@ def test_help(sub):
     (["--budget", "ten"], "malformed budget 'ten'"),
     (["finetune.lrr=1"], "unknown config key 'finetune.lrr'"),
     (["finetune.label_fraction=1.5"], "finetune.label_fraction must be in (0, 1]"),
+    (["finetune.label_fraction=0.0001"], "finetune.label_fraction=0.0001 leaves 1 labelled ids "
+                                         "(1 images) of 96; one batch of finetune.batch_size=16 "
+                                         "needs 16 ids: use label_fraction >= 0.17"),
     (["--data", "freihand", "data.root=/nope"], "no such directory: /nope"),
 ])
 def test_user_errors_exit_2_without_a_record(tmp_path, words, needle, capsys):

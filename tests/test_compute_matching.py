@@ -68,6 +68,10 @@ def test_finetune_only_changes_reuse_the_pretraining(runs):
     assert out["pretrainings_for_simclr_lf"] == 0                  # no pre-training step ran
     assert out["simclr_lf"]["curves"]["train"] == out["simclr"]["curves"]["train"]
     assert out["simclr_total"]["compute"]["pretrain_cache_hit"] is True   # match is not in the key
+    # the record says how much labelled data the fine-tune used
+    assert out["simclr"]["labelled"] == {"ids": 96, "images": 96, "validation_ids": 0,
+                                         "validation_images": 0}
+    assert out["simclr_lf"]["labelled"]["ids"] == 48
 
 
 def test_a_repeated_run_reuses_its_record(runs):
