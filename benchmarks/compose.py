@@ -73,6 +73,8 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(_hydra_message(err)) from None
     validate(cfg)
+    import methods
+    methods.get(cfg.method.name).settle(cfg.method)
     return cfg
 
 

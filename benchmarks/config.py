@@ -197,13 +197,15 @@ def semantic(cfg: DictConfig | dict) -> dict:
     d = json.loads(json.dumps(to_container(cfg)))
     for key in NON_SEMANTIC:
         _drop(d, key)
+    if d.get("method", {}).get("sha256"):     # weights named by their bytes, not their path
+        _drop(d, "method.weights")
     return d
 
 
 def run_id(cfg: DictConfig | dict) -> str:
     """Readable and unique: the budget and method are in the name, the hash decides."""
     d = to_container(cfg)
-    name = d["method"]["name"]
+    name = d["method"].get("label") or d["method"]["name"]
     frac = d["finetune"]["label_fraction"]
     tag = f"{name}-{d['backbone']}-{d['budget']}-{d['match']}-lf{frac:g}-s{d['seed']}"
     return f"{tag}-{stable_hash(semantic(d), 10)}"

@@ -36,7 +36,7 @@ def pretrain_cache_dir(results: Path) -> Path:
 
 def base_record(cfg: DictConfig, rid: str) -> dict:
     return {"schema": SCHEMA, "run_id": rid, "status": None, "error": None,
-            "method": cfg.method.name, "backbone": cfg.backbone, "data": cfg.data.name,
+            "method": methods.get(cfg.method.name).row_name(cfg.method), "backbone": cfg.backbone, "data": cfg.data.name,
             "budget": cfg.budget, "match": cfg.match,
             "label_fraction": float(cfg.finetune.label_fraction), "seed": int(cfg.seed),
             "profile": cfg.profile, "config": to_container(cfg)}
@@ -101,7 +101,7 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
             "pretrain_cache_hit": bool(pre.cache_hit) if pre else False,
             "pretrain_key": pre.key if pre else None,
             "pretrain_wall_s": pre.wall_s if pre else 0.0, "finetune_wall_s": ft.wall_s,
-            "external_pretrain": getattr(method_cls, "external_pretrain", None),
+            "external_pretrain": method_cls.external(cfg.method),
             "wall_s": time.perf_counter() - t0, "device": engine.describe(),
         }
         record["curves"] = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,

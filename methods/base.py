@@ -59,3 +59,18 @@ class Method(nn.Module):
     @classmethod
     def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
         """Init-only methods set the backbone's weights here (in place)."""
+
+    @classmethod
+    def settle(cls, cfg: MethodConfig) -> None:
+        """Check the method's settings and fill in what they imply, when the config is
+        composed (before its run id exists); raise ``UserError`` with one line."""
+
+    @classmethod
+    def row_name(cls, cfg: MethodConfig) -> str:
+        """The name of this run's row in records, tables and run ids (the method's name)."""
+        return cls.name
+
+    @classmethod
+    def external(cls, cfg: MethodConfig) -> str | None:
+        """Pre-training done outside the suite that the run starts from, in words, or None."""
+        return getattr(cls, "external_pretrain", None)

@@ -13,7 +13,6 @@ such (``external_pretrain``), so a record never passes it off as part of the bud
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -21,6 +20,7 @@ from typing import ClassVar, Optional
 import torch
 from torch import nn
 
+from benchmarks.backbone_weights import load_backbone_state, read_state_dict
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError, one_line
 from methods.base import Method
@@ -54,22 +54,6 @@ class ImageNet(Method):
         else:
             state, source = timm_weights(arch, cfg.tag), f"timm weights for {arch}"
         load_backbone_state(net, state, source)
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``path`` (tensors only; ``{"state_dict": ...}`` is unwrapped)."""
-    if not path.is_file():
-        raise UserError(f"method.weights: no such file: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
-        raise UserError(f"method.weights: {path} is not a torch state dict ({one_line(err)[:160]})"
-                        ) from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
-        raise UserError(f"method.weights: {path} holds no state dict of tensors")
-    return dict(obj)
 
 
 def timm_weights(arch: str, tag: Optional[str] = None) -> dict[str, torch.Tensor]:
@@ -134,29 +118,6 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
     except OSError:
         return False
     return True
-
-
-def load_backbone_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into the classifier-free timm ``net``: strict apart from the classifier.
-
-    ``num_batches_tracked`` counters may be absent (older torchvision files); torch's
-    BatchNorm fills them in.
-    """
-    classifier = net.pretrained_cfg.get("classifier", "fc")
-    state = {k: v for k, v in state.items() if not k.startswith(f"{classifier}.")}
-    own = net.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    arch = net.pretrained_cfg["architecture"]
-    if missing or unexpected:
-        raise UserError(f"{source} does not fit {arch}: {len(missing)} missing keys "
-                        f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
-    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise UserError(f"{source} does not fit {arch}: {len(wrong)} tensors of the wrong shape, "
-                        f"e.g. {k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
-    net.load_state_dict(state, strict=True)
 
 
 METHOD = ImageNet

@@ -43,7 +43,7 @@ def build(name: str):
 
 def test_registry_is_explicit_and_rejects_duplicates():
     assert methods.names() == ["random", "imagenet", "simclr", "peclr", "pairwise", "jointcon",
-                               "vicreg", "trajreg", "supervised2d"]
+                               "vicreg", "trajreg", "supervised2d", "weights"]
     cls = methods.get("simclr")
     impostor = type("Impostor", (cls,), {})
     with pytest.raises(ValueError, match="registered twice"):

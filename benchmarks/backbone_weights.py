@@ -1,0 +1,92 @@
+"""Backbone weights from files: reading a state dict, fitting it to the backbone, naming it.
+
+Shared by the init-only methods that start from weights (``imagenet``, ``weights``). The
+layouts handbench reads are torchvision's and timm's ResNet state dicts (the same keys),
+optionally wrapped as ``{"state_dict": ...}`` (Lightning and most research code) and with
+a prefix from training wrappers (``module.`` from DDP, ``encoder.``, ``backbone.``,
+``model.``). The classifier is ignored; every other tensor must fit exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmarks.errors import UserError, one_line
+
+PREFIXES = ("module.", "encoder.", "backbone.", "model.")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (tensors only; ``{"state_dict": ...}`` is unwrapped)."""
+    if not path.is_file():
+        raise UserError(f"method.weights: no such file: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
+        raise UserError(f"method.weights: {path} is not a torch state dict ({one_line(err)[:160]})"
+                        ) from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
+        raise UserError(f"method.weights: {path} holds no state dict of tensors")
+    return dict(obj)
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]
+                   ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state`` with wrapper prefixes (chains of up to three of ``PREFIXES``, such as
+    ``module.encoder.``) removed, and what was done, in words.
+
+    The longest chain is stripped that every key has, or whose keys, stripped, cover every
+    key of ``own`` (the backbone's state dict); the other keys (a projection head, the
+    wrapper's classifier) are then dropped.
+    """
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    chains = [""] + [a + b + c for a in PREFIXES for b in ("", *PREFIXES) for c in ("", *PREFIXES)
+                     if b or not c]
+    best, kept = "", dict(state)
+    for chain in sorted(set(chains), key=len, reverse=True):
+        inner = {k[len(chain):]: v for k, v in state.items() if k.startswith(chain)}
+        if chain and inner and (len(inner) == len(state) or needed <= set(inner)):
+            best, kept = chain, inner
+            break
+    if not best:
+        return kept, []
+    dropped = len(state) - len(kept)
+    return kept, [f"stripped {best!r}" + (f", dropped {dropped} other keys" if dropped else "")]
+
+
+def load_backbone_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into the classifier-free timm ``net``: strict apart from the classifier.
+
+    ``num_batches_tracked`` counters may be absent (older torchvision files); torch's
+    BatchNorm fills them in.
+    """
+    classifier = net.pretrained_cfg.get("classifier", "fc")
+    state = {k: v for k, v in state.items() if not k.startswith(f"{classifier}.")}
+    own = net.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    arch = net.pretrained_cfg["architecture"]
+    if missing or unexpected:
+        raise UserError(f"{source} does not fit {arch}: {len(missing)} missing keys "
+                        f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
+    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise UserError(f"{source} does not fit {arch}: {len(wrong)} tensors of the wrong shape, "
+                        f"e.g. {k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
+    net.load_state_dict(state, strict=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
