@@ -74,7 +74,7 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         raise UserError(_hydra_message(err)) from None
     validate(cfg)
     import methods
-    methods.get(cfg.method.name).settle(cfg.method)
+    methods.get(cfg.method.name).settle(cfg.method, cfg)
     return cfg
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset, default_collate
 
 from benchmarks.batches import TensorSource
-from benchmarks.data import FreiHAND, Mixture, Triplets, open_source, split_ids
+from benchmarks.data import FreiHAND, Mixture, Triplets, Wild, open_source, split_ids
 from benchmarks.errors import UserError
 from benchmarks.locks import file_lock
 
@@ -119,9 +119,21 @@ class Data:
     def pretrain_source(self, inputs: tuple[str, ...]):
         if "triplets" in inputs:
             return self._triplet_source("train", self.cfg.pretrain.res)
+        if "pose3d" in inputs:
+            return self._synthetic_3d()
         if len(self._mixture) <= PRELOAD_MAX and all(getattr(s, "preloaded", False) for s in self.sources):
             return MixedTensors(self._mixture)
         return self._mixture
+
+    def _synthetic_3d(self) -> TensorSource:
+        """The synthetic wild set with its 3D labels (``synthetic3d``): the profile's own wild
+        source when it has one (the images the other methods pre-train on), else one of the
+        pre-training set's size; never the lab world that is fine-tuned and evaluated on."""
+        d, res = self.cfg.data, self.cfg.pretrain.res
+        wild = [(i, s) for i, s in enumerate(self.cfg.pretrain.sources) if s.name == "synthetic_wild"]
+        i, n = (wild[0][0], wild[0][1].n) if wild else (0, self.pretrain_size())
+        root = synthetic("wild", self.cache, n, WILD_FRAME * res, d.world_seed + 1 + i)
+        return to_tensors(Wild(root, res, preload=True, pose3d=True), ("image", "K", "xyz"))
 
     def _triplet_source(self, split: str, res: int) -> TensorSource:
         d = self.cfg.data

@@ -20,6 +20,7 @@ MODULES: dict[str, str] = {
     "vicreg": "methods.vicreg",
     "trajreg": "methods.trajreg",
     "supervised2d": "methods.supervised2d",
+    "synthetic3d": "methods.synthetic3d",
     "weights": "methods.weights",
 }
 

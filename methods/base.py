@@ -16,10 +16,12 @@ from benchmarks.config import MethodConfig
 #   "images"       batch["image"]    (B, 3, H, W) float in [0, 1], hand crops at pretrain.res
 #   "keypoints2d"  batch["uv"]       (B, 21, 2) crop pixel coordinates (x right, y down;
 #                                     pixel (row i, col j) covers [j, j+1) x [i, i+1))
+#   "pose3d"       batch["xyz"]      (B, 21, 3) camera-frame joints in metres and
+#                  batch["K"]        (B, 3, 3) intrinsics of the crop (synthetic wild set)
 #   "triplets"     batch["triplet"]  (B, 3, 3, H, W) left, centre, right views of one hand,
 #                  batch["gesture"]  (B,) int64, batch["viewpoint"] (B, 3, 2) azimuth,
 #                                     elevation in degrees
-INPUTS = ("images", "keypoints2d", "triplets")
+INPUTS = ("images", "keypoints2d", "pose3d", "triplets")
 
 
 class Method(nn.Module):
@@ -61,9 +63,10 @@ class Method(nn.Module):
         """Init-only methods set the backbone's weights here (in place)."""
 
     @classmethod
-    def settle(cls, cfg: MethodConfig) -> None:
-        """Check the method's settings and fill in what they imply, when the config is
-        composed (before its run id exists); raise ``UserError`` with one line."""
+    def settle(cls, cfg: MethodConfig, run=None) -> None:
+        """Check the method's settings (``cfg``, the ``method`` node of the run config ``run``)
+        and fill in what they imply, when the config is composed (before its run id exists);
+        raise ``UserError`` with one line."""
 
     @classmethod
     def row_name(cls, cfg: MethodConfig) -> str:

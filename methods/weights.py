@@ -50,7 +50,7 @@ class Weights(Method):
     say = print                     # where the line about stripped prefixes goes
 
     @classmethod
-    def settle(cls, cfg: WeightsConfig) -> None:
+    def settle(cls, cfg: WeightsConfig, run=None) -> None:
         import methods
 
         if not cfg.weights:

@@ -65,3 +65,26 @@ def test_triplets_test_split_and_collate(triplets):
     batch = default_collate([item for item in Triplets(root, "train", 8)])
     assert batch["triplet"].shape == (3, 3, 3, 8, 8) and batch["viewpoint"].shape == (3, 3, 2)
     assert batch["gesture"].dtype == torch.int64
+
+
+def test_wild_3d_labels_project_onto_the_crop_keypoints(tmp_path):
+    """``synthetic3d``'s labels: the crop's intrinsics map the 3D joints onto the crop's 2D
+    keypoints (to the files' rounding), so the 2.5D targets of its pose loss are exact."""
+    from benchmarks import synth
+    from eval.pose_model import targets
+
+    root = synth.generate("wild", tmp_path / "wild", n=6, res=64, seed=3)
+    plain = Wild(root, 32)
+    assert set(plain[0]) == {"image", "uv"}                # other methods see no 3D
+    ds = Wild(root, 32, pose3d=True)
+    batch = default_collate([ds[i] for i in range(len(ds))])
+    uv = targets(batch["xyz"].double(), batch["K"].double())["uv_px"]
+    assert torch.allclose(uv, batch["uv"].double(), atol=0.01)
+    assert torch.allclose(batch["scale"], (batch["xyz"][:, 9] - batch["xyz"][:, 10]).norm(dim=-1))
+
+
+def test_wild_without_3d_files_is_a_user_error_for_pose3d(wild):
+    from benchmarks.errors import UserError
+
+    with pytest.raises(UserError, match="wild_xyz.json"):
+        Wild(wild[0], 32, pose3d=True)

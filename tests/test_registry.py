@@ -18,6 +18,7 @@ from benchmarks.engine import Engine, Phase
 from benchmarks.flops import count_step_flops
 from benchmarks.pretrain import method_loss
 from eval.pose_model import PoseNet
+from methods.base import INPUTS
 
 RES, N = 32, 8
 
@@ -30,6 +31,8 @@ def fixed_batch() -> dict:
             "uv": uv,
             "triplet": (torch.rand(N, 3, 3, RES, RES, generator=g) * 255).to(torch.uint8),
             "gesture": torch.randint(0, 8, (N,), generator=g),
+            "xyz": torch.randn(N, 21, 3, generator=g) * 0.03 + torch.tensor([0.0, 0.0, 0.5]),
+            "K": torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).expand(N, 3, 3).clone(),
             "viewpoint": torch.rand(N, 3, 2, generator=g) * 90}
 
 
@@ -43,7 +46,7 @@ def build(name: str):
 
 def test_registry_is_explicit_and_rejects_duplicates():
     assert methods.names() == ["random", "imagenet", "simclr", "peclr", "pairwise", "jointcon",
-                               "vicreg", "trajreg", "supervised2d", "weights"]
+                               "vicreg", "trajreg", "supervised2d", "synthetic3d", "weights"]
     cls = methods.get("simclr")
     impostor = type("Impostor", (cls,), {})
     with pytest.raises(ValueError, match="registered twice"):
@@ -54,7 +57,7 @@ def test_registry_is_explicit_and_rejects_duplicates():
 def test_method_declares_itself(name):
     cls = methods.get(name)
     assert cls.name == name and cls.summary and cls.citation
-    assert set(cls.inputs) <= {"images", "keypoints2d", "triplets"}
+    assert set(cls.inputs) <= set(INPUTS)
     assert dataclasses.is_dataclass(cls.Config) and cls.Config().name == name
     assert (cls.passes_per_sample > 0) == cls.pretrains
 
@@ -102,3 +105,29 @@ def test_pretrains_and_hands_over_to_finetuning(name, tmp_path):
     trained = dict(backbone.net.named_parameters())
     for k, v in fresh.net.named_parameters():      # the weights the pre-training produced
         assert torch.equal(v, trained[k])
+
+
+def test_synthetic3d_pretrains_with_the_harness_pose_loss():
+    """Its defining property: the pre-training loss is the fine-tuning step's pose loss on the
+    synthetic 3D labels (here with an identity augmenter, so the targets are the raw labels)."""
+    from benchmarks.config import FinetuneConfig
+    from eval.pose_model import pose_loss, targets
+
+    cls = methods.get("synthetic3d")
+    torch.manual_seed(0)
+    backbone = create_backbone("resnet18")
+    cfg = cls.Config(head="heatmap", depth_weight=0.7, heatmap_weight=0.3, heatmap_sigma=1.5)
+    identity = AugmentConfig(rotate_deg=0, translate=0, scale_min=1, scale_max=1, brightness=0,
+                             contrast=0, saturation=0, hue=0, blur_p=0)
+    method = cls(cfg, backbone, backbone.feat_dim, Augmenter(identity)).eval()
+    batch = fixed_batch()
+    loss, logs = method_loss(method, batch, torch.Generator().manual_seed(1))
+    images = batch["image"].float() / 255
+    want, _ = pose_loss(method.pose(images, batch["K"]), targets(batch["xyz"], batch["K"]), RES,
+                        0.7, 0.3, 1.5)
+    assert torch.allclose(loss, want, rtol=1e-5) and logs["loss"] == pytest.approx(float(want.detach()), rel=1e-5)
+    # unset settings are the fine-tuning's own, filled in from the run config when composed
+    from benchmarks import compose
+    run = compose.load(["method=synthetic3d", "profile=cpu", "finetune.depth_weight=0.25"])
+    assert run.method.depth_weight == 0.25 and run.method.head == run.finetune.head == "heatmap"
+    assert cls.Config().head is None and FinetuneConfig().head == "regression"

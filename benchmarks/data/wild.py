@@ -2,9 +2,10 @@
 
 Layout of ``root``: ``rgb/%08d.jpg`` frames, ``wild_uv.json`` (N x 21 x 2 frame pixel
 coordinates, x right, y down, pixel (row i, col j) covering [j, j+1) x [i, i+1)) and
-``wild_meta.json`` (N x {gesture, viewpoint}; optional here). No 3D is given. Items are
-hand crops by the shared crop rule around the keypoints, with the keypoints mapped into
-crop pixels.
+``wild_meta.json`` (N x {gesture, viewpoint}; optional here), and for ``pose3d`` items the
+3D labels ``wild_xyz.json`` (N x 21 x 3 metres, camera frame) and ``wild_K.json`` (N x 3 x 3
+frame intrinsics). Items are hand crops by the shared crop rule around the keypoints, with
+the keypoints mapped into crop pixels (and the intrinsics: ``K_crop = A @ K``).
 """
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ class Wild(FrameSet):
         res: output crop side in pixels.
         margin: the crop rule's margin.
         preload: decode and crop every frame once at construction.
+        pose3d: also give the 3D labels (the files must exist).
 
-    Item: ``image`` uint8 (3, res, res); ``uv`` float32 (21, 2) crop pixels.
+    Item: ``image`` uint8 (3, res, res); ``uv`` float32 (21, 2) crop pixels; with ``pose3d``
+    ``xyz`` float32 (21, 3) metres, ``K`` float32 (3, 3) of the crop, ``scale`` float32 ().
     """
 
     def __init__(self, root: str | Path, res: int = 128, margin: float = MARGIN,
-                 preload: bool = False):
+                 preload: bool = False, pose3d: bool = False):
         self.root = require_dir(Path(root), "wild data root")
         self.res = check_res(res)
         self.margin = check_margin(margin)
@@ -49,6 +52,12 @@ class Wild(FrameSet):
         if meta_path.exists():
             self.meta = require_list(read_json(meta_path), meta_path)
             same_count({uv_path: len(self.uv), meta_path: len(self.meta)})
+        self.xyz = self.K = None
+        if pose3d:
+            xyz_path, k_path = self.root / "wild_xyz.json", self.root / "wild_K.json"
+            n = len(self.uv)
+            self.xyz = as_array(require_list(read_json(xyz_path), xyz_path), (n, 21, 3), xyz_path)
+            self.K = as_array(require_list(read_json(k_path), k_path), (n, 3, 3), k_path)
         present = listing(self.rgb)
         same_count({uv_path: len(self.uv), self.rgb: count_numbered(present)})
         require_files(self.rgb, [f"{i:08d}.jpg" for i in range(len(self.uv))], present)
@@ -61,4 +70,10 @@ class Wild(FrameSet):
         return hand_crop(decode(self.rgb / f"{i:08d}.jpg"), self.uv[i], self.res, self.margin)
 
     def _item(self, i: int, image: torch.Tensor, affine: np.ndarray) -> dict[str, torch.Tensor]:
-        return {"image": image, "uv": torch.from_numpy(apply_affine(affine, self.uv[i])).float()}
+        item = {"image": image, "uv": torch.from_numpy(apply_affine(affine, self.uv[i])).float()}
+        if self.xyz is not None:
+            xyz = self.xyz[i]
+            item.update(xyz=torch.from_numpy(xyz).float(),
+                        K=torch.from_numpy(affine @ self.K[i]).float(),
+                        scale=torch.tensor(np.linalg.norm(xyz[9] - xyz[10]), dtype=torch.float32))
+        return item

@@ -79,7 +79,7 @@ def finetune_variant(cfg: DictConfig, train: B.TensorSource, engine: Engine, war
     """Fine-tuning steps (``eval.finetune.PoseTask``) through the engine (as ``finetune``)."""
     backbone = create_backbone(cfg.backbone)
     model = PoseNet(backbone, backbone.feat_dim).to(engine.device)
-    task = PoseTask(cfg, cfg.data.res)
+    task = PoseTask.for_finetuning(cfg)
     order = B.StepIndices(len(train), cfg.finetune.batch_size, cfg.seed)
 
     def make(n: int, ckpt: Path, evaluate: Callable, eval_steps: tuple[int, ...]) -> Phase:

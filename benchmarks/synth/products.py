@@ -6,7 +6,9 @@
   ``{training,evaluation}_meta.json``: [{"gesture": name, "viewpoint": [az, el]}] (degrees).
   One image version per id (FreiHAND has four).
 - ``wild``: ``rgb/%08d.jpg``, ``wild_uv.json`` (N x 21 x 2 pixels: x right, y down, pixel
-  (i, j) covers [j, j+1) x [i, i+1)), ``wild_meta.json``. No 3D is written.
+  (i, j) covers [j, j+1) x [i, i+1)), ``wild_meta.json``, and the 3D labels that only
+  ``synthetic3d`` pre-training reads: ``wild_xyz.json`` (N x 21 x 3 metres, camera frame)
+  and ``wild_K.json`` (N x 3 x 3 frame intrinsics).
 - ``triplets``: ``rgb/%08d_{l,c,r}.jpg``, ``triplets.json`` ([{"gesture": class index,
   "gesture_name", "viewpoint": [[az, el] x 3], "split": "train" | "test", "hand": id}]) and
   ``gestures.json`` (class names in index order). Four consecutive triplets show one hand;
@@ -37,7 +39,7 @@ from benchmarks.synth.scene import (LAB, TRIPLET, WILD, WORLDS, Rendered, Scenes
                                     render_scenes, sample_scenes, sample_triplets)
 
 KINDS = ("lab", "wild", "triplets")
-VERSION = 2                 # bump whenever the generated files change (2: lab worlds)
+VERSION = 3                 # bump whenever the generated files change (2: lab worlds, 3: wild 3D)
 CHUNK = 64                  # scenes sampled per generator
 HANDS_PER_TRIPLET_GROUP = 4
 TEST_FRACTION = 0.25
@@ -127,13 +129,17 @@ def _write_freihand_split(root: Path, split: str, n: int, res: int, seed: int,
 def _write_wild(root: Path, n: int, res: int, seed: int, device: str | torch.device) -> None:
     rgb = root / "rgb"
     rgb.mkdir(parents=True, exist_ok=True)
-    uv, meta = [], []
+    uv, xyz, K, meta = [], [], [], []
     for start, sc, out in wild_chunks(n, res, seed, device):
         for i in range(len(sc)):
             _save_jpeg(out.images[i], rgb / f"{start + i:08d}.jpg")
         uv += _rounded(out.uv, 3)
+        xyz += _rounded(out.xyz, 6)
+        K += _rounded(sc.K, 4)
         meta += _meta(sc)
     _write_json(root / "wild_uv.json", uv)
+    _write_json(root / "wild_xyz.json", xyz)
+    _write_json(root / "wild_K.json", K)
     _write_json(root / "wild_meta.json", meta)
 
 

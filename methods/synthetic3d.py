@@ -1,0 +1,78 @@
+"""Synthetic-data pre-training: the whole 2.5D pose model trained on the synthetic world's 3D labels.
+
+The third alternative to SSL in Choi et al., ICLR 2023, beside ImageNet classification and
+2D-annotation pre-training (``supervised2d``): they pre-trained on SURREAL-like synthetic
+renderings with full 3D labels and fine-tuned on real data. Here the pose model the harness
+fine-tunes (``eval.pose_model.PoseNet``, with the run's ``finetune.head``) is trained on the
+synthetic wild set's 3D labels with the harness's own loss (``eval.finetune.PoseTask``: L1
+on 2D, ``finetune.depth_weight`` x L1 on relative depth, the root refiner's L1, and the
+heatmap prior when the head has one), through the pre-training augmenter with the
+intrinsics moved along (``K' = A K``, so the 2.5D targets stay exact). Only the backbone is
+handed on; the head and the root refiner are dropped, as every method's heads are.
+
+The source is a domain gap away from the fine-tuning data, as SURREAL was from the real
+benchmarks: the wild set's rendering style (cluttered backgrounds, distractors, blur, hands
+anywhere and at any viewpoint) and another world seed than the lab set that is fine-tuned
+and evaluated on; with FreiHAND targets it is simply the synthetic world. It is the same
+wild set the SSL methods pre-train on when the profile uses one, so the three kinds of
+supervision (none, 2D, 3D) see the same images. The root refiner's inputs are detached
+(``PoseNet.lift``), so how it starts cannot change the backbone: it starts in closed form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from benchmarks.config import FinetuneConfig, MethodConfig
+from eval.finetune import PoseTask
+from eval.pose_model import PoseNet
+from methods.base import Method
+
+
+@dataclass
+class Synthetic3DConfig(MethodConfig):
+    name: str = "synthetic3d"
+    # None: the run's fine-tuning value (filled in when the config is composed), so that the
+    # pre-training optimises what fine-tuning does
+    head: Optional[str] = None
+    depth_weight: Optional[float] = None
+    heatmap_weight: Optional[float] = None
+    heatmap_sigma: Optional[float] = None
+
+
+SHARED = ("head", "depth_weight", "heatmap_weight", "heatmap_sigma")
+
+class Synthetic3D(Method):
+    name = "synthetic3d"
+    summary = "the 2.5D pose model trained on the synthetic wild set's 3D labels (harness loss)"
+    citation = "Choi et al., ICLR 2023 (synthetic-data pre-training)"
+    inputs = ("images", "pose3d")
+    passes_per_sample = 1
+    Config = Synthetic3DConfig
+
+    @classmethod
+    def settle(cls, cfg: Synthetic3DConfig, run=None) -> None:
+        for key in SHARED:
+            if cfg[key] is None and run is not None:
+                cfg[key] = run.finetune[key]
+
+    def __init__(self, cfg: Synthetic3DConfig, backbone: nn.Module, feat_dim: int,
+                 augmenter=None):
+        super().__init__(cfg, backbone, feat_dim, augmenter)
+        schema = FinetuneConfig()
+        value = {k: getattr(cfg, k) if getattr(cfg, k) is not None else getattr(schema, k)
+                 for k in SHARED}
+        self.pose = PoseNet(backbone, feat_dim, head=value["head"], root="closed_form")
+        self.task = PoseTask(float(value["depth_weight"]), float(value["heatmap_weight"]),
+                             float(value["heatmap_sigma"]), augmenter)
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator
+             ) -> tuple[Tensor, dict[str, float]]:
+        loss, logs = self.task(self.pose, batch, generator)
+        return loss, {k: float(v) for k, v in logs.items()}
+
+
+METHOD = Synthetic3D
