@@ -58,7 +58,7 @@ def test_lab_has_the_freihand_layout(lab):
         assert all(-180 <= m["viewpoint"][0] <= 180 and -90 <= m["viewpoint"][1] <= 90
                    for m in meta)
     assert load(lab / "synth.json") == {"kind": "lab", "n": 12, "res": RES, "seed": SEED,
-                                        "version": 2, "eval_n": 4, "world": "capture"}
+                                        "version": 3, "eval_n": 4, "world": "capture"}
 
 
 def test_lab_scale_is_the_middle_proximal_bone(lab):
@@ -120,9 +120,12 @@ def test_wild_uv_are_pixel_coordinates_of_the_drawn_hand(wild):
     meta = load(wild / "wild_meta.json")
     assert uv.shape == (8, 21, 2) and len(meta) == 8
     assert ((uv >= 0) & (uv < RES)).all()
-    assert not (wild / "wild_xyz.json").exists()
     (start, sc, out), = list(wild_chunks(8, RES, SEED))
     assert torch.allclose(out.uv, uv, atol=1e-3)
+    # the 3D labels only synthetic3d reads project onto the same keypoints
+    xyz, K = torch.tensor(load(wild / "wild_xyz.json")), torch.tensor(load(wild / "wild_K.json"))
+    proj = xyz @ K.transpose(1, 2)
+    assert torch.allclose(proj[..., :2] / proj[..., 2:], uv, atol=0.02)
     # without the distractors that may hide them, every joint lands on a hand pixel
     clear = replace(sc, distractors=replace(sc.distractors, ra=sc.distractors.ra * 0,
                                             rb=sc.distractors.rb * 0))
