@@ -122,11 +122,18 @@ def test_main_table_numbers_match_hand_computation(report):
     assert {r["not_below_floor"] for r in rows} == {"False"}
     assert ("scores 20.00 mm PA-EPE on this evaluation set; every group in Table 1 beats it."
             in index.read_text())
-    # the CI is scipy's percentile bootstrap of the seed values
-    ci = scipy.stats.bootstrap((np.array([10.0, 10.5, 11.0]),), np.mean, n_resamples=10_000,
-                               method="percentile", rng=np.random.default_rng(0)).confidence_interval
-    assert float(simclr["pa_epe_mm_ci_low"]) == pytest.approx(ci.low)
-    assert float(simclr["pa_epe_mm_ci_high"]) == pytest.approx(ci.high)
+    # the CI is Student's t interval of the seed values 10.0, 10.5, 11.0: 10.5 ± 4.303 x 0.5 / sqrt 3
+    assert float(simclr["pa_epe_mm_ci_low"]) == pytest.approx(10.5 - 4.302653 * 0.5 / np.sqrt(3))
+    assert float(simclr["pa_epe_mm_ci_high"]) == pytest.approx(10.5 + 4.302653 * 0.5 / np.sqrt(3))
+    # minimum detectable difference: sd of the paired differences 0.1, three pairs, d(3) = 3.264
+    assert float(simclr["pa_epe_mm_vs_imagenet_mde"]) == pytest.approx(0.3264, abs=1e-3)
+    # Holm over the table's comparisons with imagenet on PA-EPE: the CSV's raw p-values, one family
+    raw = [float(r["pa_epe_mm_vs_imagenet_p"]) for r in rows if r["pa_epe_mm_vs_imagenet_p"] != ""]
+    adjusted = sorted(float(r["pa_epe_mm_vs_imagenet_p_holm"]) for r in rows
+                      if r["pa_epe_mm_vs_imagenet_p_holm"] != "")
+    from statsmodels.stats.multitest import multipletests
+    assert adjusted == pytest.approx(sorted(multipletests(raw, method="holm")[1]))
+    assert "this study can detect PA-EPE differences against random of ≥" in index.read_text()
 
     md = root / "report" / "tables" / "table1_main.md"
     cells = md_row(md, "pretrain", "resnet18", "simclr")

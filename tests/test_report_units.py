@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.optimize
 import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,37 +18,59 @@ from eval.report.example import example_record, failed_record
 from eval.report.figures import method_colours
 from eval.report.groups import budget_key, method_order, sort_groups
 from eval.report.load import load_runs
-from eval.report.stats import bootstrap_ci, paired_t_p
+from eval.report.stats import holm, minimum_detectable, paired_p, t_interval
 from eval.report.tables import Table, change, flops, latex, markdown, mean_std
 
 
-def test_bootstrap_is_scipys_percentile_interval_and_independent_of_other_rows():
-    values = np.random.default_rng(7).normal(10.0, 1.0, size=(6, 4, 5))
-    low, high = bootstrap_ci(values)
-    ref = scipy.stats.bootstrap((values,), np.mean, axis=-1, vectorized=True, n_resamples=10_000,
-                                method="percentile", rng=np.random.default_rng(0)).confidence_interval
-    np.testing.assert_allclose(low, ref.low, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(high, ref.high, rtol=0, atol=1e-12)
-    alone_low, alone_high = bootstrap_ci(values[2, 1])
-    assert alone_low == low[2, 1] and alone_high == high[2, 1]
-    assert np.isnan(bootstrap_ci(np.array([3.0]))[0])                       # one seed: no interval
+def test_a_three_seed_interval_is_the_student_t_interval():
+    seeds = np.array([15.2, 15.9, 16.4])
+    low, high = t_interval(seeds.mean(), seeds.std(ddof=1), 3)
+    half = 4.302652729911275 * seeds.std(ddof=1) / np.sqrt(3)      # t(0.975, 2)
+    assert low == pytest.approx(seeds.mean() - half, abs=1e-9)
+    assert high == pytest.approx(seeds.mean() + half, abs=1e-9)
+    assert low < seeds.min() and high > seeds.max()       # wider than the seeds' range at n = 3
+    assert np.isnan(t_interval(3.0, np.nan, 1)[0])         # one seed: no interval
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=2, max_size=8))
-def test_paired_t_p_is_scipys_paired_t_test(pairs):
+def test_paired_p_is_scipys_paired_t_test(pairs):
     a, b = np.array(pairs).T
     d = a - b
-    p = paired_t_p(d.mean(), d.std(ddof=1), len(d))
+    p = paired_p(d[:, None])[0]
     if d.std(ddof=1) > 1e-9 * max(1.0, abs(d).max()):
         assert p == pytest.approx(scipy.stats.ttest_rel(a, b).pvalue, rel=1e-6, abs=1e-12)
     assert 0.0 <= p <= 1.0
 
 
-def test_paired_t_p_edge_cases():
-    assert paired_t_p(0.5, 0.0, 3) == 0.0            # identical non-zero differences
-    assert paired_t_p(0.0, 0.0, 3) == 1.0            # no difference at all
-    assert np.isnan(paired_t_p(0.5, np.nan, 1))      # one pair: no test
+def test_paired_p_edge_cases():
+    assert paired_p(np.array([[0.5], [0.5], [0.5]]))[0] == 0.0     # identical non-zero differences
+    assert paired_p(np.zeros((3, 1)))[0] == 1.0                       # no difference at all
+    assert np.isnan(paired_p(np.array([[0.5]]))[0])                   # one pair: no test
+
+
+def test_holm_on_known_p_values():
+    # sorted 0.01, 0.03, 0.04, 0.2: x4, x3, x2, x1 = 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.2
+    p = np.array([0.04, 0.01, np.nan, 0.2, 0.03])
+    np.testing.assert_allclose(holm(p), [0.09, 0.04, np.nan, 0.2, 0.09], equal_nan=True)
+    assert np.isnan(holm(np.array([np.nan]))).all()
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_minimum_detectable_effect_solves_the_noncentral_t(n):
+    """80% power at alpha 0.05 two-sided: P(|T| > t_crit) with T ~ nct(n - 1, d sqrt(n))."""
+    sd = 0.37
+    mde = minimum_detectable(np.array([sd]), np.array([n]))[0]
+    crit = scipy.stats.t.ppf(0.975, n - 1)
+
+    def power(diff):
+        nc = diff / sd * np.sqrt(n)
+        lower = np.nan_to_num(scipy.stats.nct.cdf(-crit, n - 1, nc))   # ~0; scipy gives NaN far out
+        return scipy.stats.nct.sf(crit, n - 1, nc) + lower
+
+    solution = scipy.optimize.brentq(lambda x: power(x) - 0.8, 1e-6, 30 * sd)
+    assert mde == pytest.approx(solution, abs=1e-3)
+    assert np.isnan(minimum_detectable(np.array([sd]), np.array([1]))[0])
 
 
 def test_method_and_setting_order():
@@ -305,3 +328,23 @@ def test_two_heads_never_share_a_group_or_a_table(tmp_path):
     assert index.index("## Main result (regression head)") < index.index("## Main result (heatmap head)")
     assert pd.read_parquet(tmp_path / "report" / "runs.parquet")["head"].value_counts().to_dict() == {
         "regression": 6, "heatmap": 6}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text("abcdefgh ", min_size=1, max_size=20).map(str.strip).filter(bool),
+                min_size=1, max_size=8), st.integers(20, 80))
+def test_titles_wrap_between_phrases_never_inside_one(phrases, width):
+    from eval.report.figures import wrap_phrases
+    lines = wrap_phrases("; ".join(phrases), width)
+    assert " ".join(lines) == "; ".join(phrases)                  # nothing lost or added
+    for phrase in phrases:                                        # a phrase that fits stays on one line
+        if len(phrase) + 1 <= width:
+            assert any(phrase in line for line in lines)
+
+
+def test_dodged_series_stand_apart_on_a_log_axis_and_one_series_stays_put():
+    from eval.report.figures import dodge
+    xs = [dodge([0.1, 1.0], i, 4) for i in range(4)]
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(xs, xs[1:]))
+    assert xs[0][1] * xs[-1][1] == pytest.approx(1.0)             # centred on the true value
+    assert dodge([0.25], 0, 1) == [0.25]

@@ -36,7 +36,7 @@ from benchmarks.errors import UserError
 from eval.report import figures, tables
 from eval.report.groups import HEAD, NothingToShow, head_order
 from eval.report.load import DEFAULT_HEAD, OPTIONAL, RecordProblem, Runs, load_runs
-from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES, aggregate, compare
+from eval.report.stats import ALPHA, CONFIDENCE, POWER, aggregate, compare
 
 MARKER = ".bench-report"
 INDEX = "index.md"
@@ -93,7 +93,7 @@ TABLES = (
 )
 FIGURES = (
     Item("fig1_pa_epe", "Figure 1: PA-EPE per method",
-         "PA-EPE per method with 95% bootstrap confidence intervals and every seed as a dot.",
+         "PA-EPE per method with 95% Student's t confidence intervals and every seed as a dot.",
          lambda g, r: figures.pa_epe_per_method(g, r.table)),
     Item("fig2_pck", "Figure 2: 3D PCK curves",
          "Aligned and unaligned 3D PCK against the error threshold, with each method's AUC in the legend.",
@@ -117,13 +117,18 @@ STATISTICS = (
     "- Each number is over the seeds of one group: runs that share method, backbone, data set, budget, "
     "protocol (match), label fraction and profile.",
     "- Mean ± sample standard deviation (ddof=1); n = number of seeds.",
-    f"- {CONFIDENCE:.0%} confidence interval of the mean: percentile bootstrap over seeds, "
-    f"{N_RESAMPLES:,} resamples, fixed random seed.",
+    f"- {CONFIDENCE:.0%} confidence interval of the mean: Student's t interval, mean ± t({0.5 + CONFIDENCE / 2:g}, "
+    "n−1)·s/√n (a bootstrap over three to five seeds cannot reach beyond the seeds it resamples).",
     "- Relative change against random and imagenet: change of the group mean in % of the baseline's "
     "mean, in the same setting (for errors, negative is better).",
-    f"- Significance marker `*`: two-sided paired t-test over the seeds a group shares with the "
-    f"baseline group, p < {ALPHA:g}. Chosen over a paired bootstrap, which is anti-conservative "
-    "with the few seeds of a typical study.",
+    f"- Significance marker `*`: two-sided paired t-test (`scipy.stats.ttest_rel`) over the seeds a "
+    f"group shares with the baseline group, p < {ALPHA:g} after Holm's adjustment over every comparison "
+    "with that baseline in the same table and metric (the CSVs hold raw `_p` and adjusted `_p_holm`). "
+    "Chosen over a paired bootstrap, which is anti-conservative with the few seeds of a typical study.",
+    f"- Minimum detectable effect (`_mde` in the CSVs): the smallest paired difference each comparison "
+    f"detects with {POWER:.0%} power at α = {ALPHA:g} two-sided, from its number of pairs and the spread "
+    "of its paired differences (non-central t). A difference without `*`, or smaller than this, is not "
+    "a finding.",
 )
 
 
@@ -191,11 +196,11 @@ def _main_result(part: Part, main: tables.Table | None) -> list[str]:
     if main is None:
         return []
     link = f"tables/{TABLES[0].stem}{part.suffix}.md"
-    floor = tables.floor_sentence(main)
+    said = [line for line in (tables.floor_sentence(main), tables.detect_sentence(main)) if line]
     return [f"## Main result{part.named}", "",
             f"Table 1 (details and footnotes in [its file]({link})).", "",
             *([main.setting, ""] if main.setting else []), tables.markdown(main),
-            *([floor, ""] if floor else [])]
+            *[part for line in said for part in (line, "")]]
 
 
 def _index(runs: Runs, shown: list[str], mains: list[str]) -> str:

@@ -94,11 +94,52 @@ def _panels(frame: pd.DataFrame, exclude: Sequence[str]) -> list[tuple[str, pd.D
             for _, rows in frame.groupby(keys, sort=False)]
 
 
+def wrap_phrases(text: str, width: int, separators: Sequence[str] = ("; ", " · ")) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken only between its phrases (the
+    parts between ``separators``, which end the line they close); a phrase longer than a line
+    is broken between words."""
+    parts = [text]
+    for sep in separators:
+        split = []
+        for part in parts:
+            chunks = part.split(sep)
+            split += [c + sep.rstrip() for c in chunks[:-1]] + chunks[-1:]
+        parts = split
+    lines: list[str] = []
+    for phrase in parts:
+        if lines and len(lines[-1]) + 1 + len(phrase) <= width:
+            lines[-1] += " " + phrase
+        elif len(phrase) <= width:
+            lines.append(phrase)
+        else:
+            lines += textwrap.wrap(phrase, width)
+    return lines
+
+
 def _title(fig: Figure, title: str, shown: pd.DataFrame) -> None:
-    """The figure's claim, and below it the setting every panel shares, wrapped to the figure."""
+    """The figure's claim, and below it the setting every panel shares, wrapped to the figure
+    between phrases, never inside one."""
     width = int(fig.get_figwidth() * CHARS_PER_INCH)
     setting = setting_line(shown, SETTING_KEYS)
-    fig.suptitle("\n".join([textwrap.fill(title, width), textwrap.fill(setting, width)]), fontsize="medium")
+    fig.suptitle("\n".join([*wrap_phrases(title, width), *wrap_phrases(setting, width)]),
+                 fontsize="medium")
+
+
+def _interval_words(shown: pd.DataFrame) -> str:
+    """What the error bars are: a 95% t-interval over seeds, or, where no group has two
+    seeds, nothing an interval could be drawn from."""
+    if (shown["n"] >= 2).any():
+        return "mean and 95% t-interval over seeds"
+    return "one seed per group: no interval"
+
+
+def dodge(x: Sequence[float], index: int, count: int, decades: float = 0.12) -> list[float]:
+    """``x`` moved for the ``index``-th of ``count`` series on a log axis, so that series at
+    one x stand side by side: spread over ``decades`` (a factor of 10**decades) in all."""
+    if count < 2:
+        return list(x)
+    offset = (index - (count - 1) / 2) * decades / (count - 1)
+    return [v * 10 ** offset for v in x]
 
 
 def _grid(n_panels: int, title: str, shown: pd.DataFrame) -> tuple[Figure, list[Axes]]:
@@ -134,7 +175,7 @@ def _floor_handle() -> Line2D:
 
 
 def _interval_bars(ax: Axes, x: Sequence[float], rows: pd.DataFrame, colour: tuple, fmt: str) -> None:
-    """Mean PA-EPE with its bootstrap CI as error bars (a bare marker where n < 2)."""
+    """Mean PA-EPE with its t-interval as error bars (a bare marker where n < 2)."""
     mean = rows["pa_epe_mm_mean"].to_numpy()
     low = np.nan_to_num(mean - rows["pa_epe_mm_ci_low"].to_numpy())
     high = np.nan_to_num(rows["pa_epe_mm_ci_high"].to_numpy() - mean)
@@ -142,13 +183,13 @@ def _interval_bars(ax: Axes, x: Sequence[float], rows: pd.DataFrame, colour: tup
 
 
 def pa_epe_per_method(groups: pd.DataFrame, runs: pd.DataFrame) -> Figure:
-    """Figure 1: PA-EPE per method with 95% bootstrap CIs, single seeds as dots beside them; the
+    """Figure 1: PA-EPE per method with 95% t-intervals, single seeds as dots beside them; the
     no-image floor as a dashed line, and a mark after each method that does not beat it."""
     main = headline(groups)
     colours = method_colours(main["method"])
     panels = _panels(main, exclude=("method",))
-    fig, axes = _grid(len(panels), "PA-EPE per method: mean and 95% bootstrap CI over seeds "
-                                   "(small dots: single seeds)", main)
+    fig, axes = _grid(len(panels), f"PA-EPE per method: {_interval_words(main)}; "
+                                   "small dots: single seeds", main)
     floors = False
     for ax, (title, rows) in zip(axes, panels):
         methods = list(rows["method"])
@@ -199,13 +240,15 @@ def label_efficiency(groups: pd.DataFrame) -> Figure:
         raise NothingToShow("every record was fine-tuned with the same label fraction")
     colours = method_colours(shown["method"])
     panels = _panels(shown, exclude=("method", "label_fraction"))
-    fig, axes = _grid(len(panels), "PA-EPE against labelled data: mean and 95% bootstrap CI over seeds",
-                      shown)
+    fig, axes = _grid(len(panels), f"PA-EPE against labelled data: {_interval_words(shown)}; "
+                                   "methods side by side at each fraction", shown)
     fractions = sorted(shown["label_fraction"].unique())
     for ax, (title, rows) in zip(axes, panels):
-        for method, lines in rows.groupby("method", sort=False):
-            lines = lines.sort_values("label_fraction")
-            _interval_bars(ax, lines["label_fraction"].to_list(), lines, colours[method], "-o")
+        methods = list(dict.fromkeys(rows["method"]))
+        for i, method in enumerate(methods):
+            lines = rows[rows["method"] == method].sort_values("label_fraction")
+            x = dodge(lines["label_fraction"].to_list(), i, len(methods))
+            _interval_bars(ax, x, lines, colours[method], "-o")
         ax.set_xscale("log")
         ax.set_xticks(fractions, [fraction_label(f) for f in fractions])
         ax.minorticks_off()
@@ -249,15 +292,17 @@ def accuracy_vs_compute(groups: pd.DataFrame) -> Figure:
     colours = method_colours(main["method"])
     panels = _panels(main, exclude=("method", "budget", "match"))
     externals = sorted({e for e in main["external_pretrain"] if isinstance(e, str)})
-    fig, axes = _grid(len(panels), "PA-EPE against compute spent: mean and 95% bootstrap CI over seeds"
-                      + (f"; external pre-training not counted ({'; '.join(externals)})" if externals else ""),
+    fig, axes = _grid(len(panels), f"PA-EPE against compute spent: {_interval_words(main)}; "
+                                   "methods side by side where they spent the same"
+                      + (f"; external pre-training not counted ({', '.join(externals)})" if externals else ""),
                       main)
     matches = match_order(main["match"])
     styles = {m: MATCH_STYLES.get(m, ":^") for m in matches}
     for ax, (title, rows) in zip(axes, panels):
+        methods = list(dict.fromkeys(rows["method"]))
         for (method, match), line in rows.groupby(["method", "match"], sort=False):
             line = line.sort_values("total_flops_mean")
-            x = line["total_flops_mean"].to_list()
+            x = dodge(line["total_flops_mean"].to_list(), methods.index(method), len(methods), 0.08)
             _interval_bars(ax, x, line, colours[method], styles[match])
         ax.set_xscale("log")
         ax.set(xlabel="compute spent: pre-training + fine-tuning (FLOPs, log scale)", ylabel=PA_EPE_LABEL,

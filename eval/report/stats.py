@@ -1,24 +1,29 @@
 """Statistics over seeds: per-group summaries and paired comparisons with the baselines.
 
-Conventions (the tables' footnotes and the index repeat them):
+Conventions (the tables' footnotes and the index repeat them), chosen for the three to five
+seeds a study runs:
 
 - mean and sample standard deviation (ddof=1) over the runs of a group (one run per seed);
-- 95% confidence interval of the mean: percentile bootstrap, 10,000 resamples drawn from
-  ``numpy.random.default_rng(0)`` over a group's runs in seed order, so a group's interval
-  depends on its own runs only and every call gives the same numbers;
+- 95% confidence interval of the mean: Student's t interval, ``mean ± t(0.975, n-1) s / √n``
+  (a percentile bootstrap over three seeds cannot reach beyond the seeds it resamples, so its
+  "interval" is their range);
 - relative change against a baseline: ``100 * (mean - mean_baseline) / mean_baseline`` on
   the group means (for errors, negative is better);
-- significance: a two-sided paired t-test over the seeds that the group shares with its
-  baseline group (same setting, same seed), p < 0.05. With the three to five seeds of a
-  typical study, a percentile bootstrap of the paired differences is anti-conservative
-  (three differences of one sign always give an interval that excludes zero), while the
-  t-test keeps its 5% error rate for normally distributed differences.
+- significance: a two-sided paired t-test (``scipy.stats.ttest_rel``) over the seeds that
+  the group shares with its baseline group (same setting, same seed); the tables adjust
+  its p-values with Holm's method over every comparison against one baseline in the table
+  (``holm``) and mark p_holm < 0.05;
+- minimum detectable effect: the smallest paired difference the test detects with 80%
+  power at α = 0.05 two-sided, given the number of pairs and the standard deviation of
+  the paired differences (non-central t, ``statsmodels`` ``TTestPower``), in the metric's
+  unit. A difference below it is not a finding, whatever its sign.
 
 A group's statistics need n >= 2 runs (pairs); with fewer they are NaN.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -27,45 +32,61 @@ import scipy.stats
 from eval.report.groups import BASELINES, GROUP_KEYS
 from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PROBE_PREFIX
 
-N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05
-SEED = 0
+POWER = 0.8
 
 
-def bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile-bootstrap CI of the mean along the last axis of ``values`` (..., n).
-
-    The same interval as ``scipy.stats.bootstrap(..., method="percentile")`` with
-    ``rng=default_rng(SEED)``: the same resample indices, one (resamples, n) draw shared by
-    all rows, so a row's interval does not depend on the rows beside it. Computed as one
-    matrix product of resample counts and values, so hundreds of groups take milliseconds.
-    n < 2 gives NaN bounds.
-    """
-    values = np.asarray(values, dtype=float)
-    n = values.shape[-1]
-    if n < 2:
-        nan = np.full(values.shape[:-1], np.nan)
-        return nan, nan.copy()
-    draws = np.random.default_rng(SEED).integers(0, n, (N_RESAMPLES, n))
-    counts = np.zeros((N_RESAMPLES, n))
-    np.add.at(counts, (np.arange(N_RESAMPLES)[:, None], draws), 1.0)
-    means = values @ counts.T / n                                           # (..., resamples)
-    tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
-    low, high = np.percentile(means, [tail, 100.0 - tail], axis=-1)
-    return low, high
-
-
-def paired_t_p(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Two-sided p-values of paired t-tests from the mean, sample std and number of the
-    paired differences (NaN where n < 2). Equal differences (std 0) give p = 0 when they
-    are non-zero and p = 1 when they are all zero."""
+def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Student's t confidence interval of the mean (``CONFIDENCE``), elementwise; NaN where n < 2."""
     mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
+    with np.errstate(invalid="ignore"):
+        t = scipy.stats.t.ppf(0.5 + CONFIDENCE / 2, np.where(n >= 2, n - 1, np.nan))
+        half = t * std / np.sqrt(n)
+    return mean - half, mean + half
+
+
+def paired_p(diffs: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of paired t-tests (``scipy.stats.ttest_rel``) of the paired
+    differences ``diffs`` (pairs, metrics) against zero, one per metric; NaN with fewer than
+    two pairs. Equal differences (std 0) give p = 0 when they are non-zero and p = 1 when
+    they are all zero (where the t statistic is undefined)."""
+    diffs = np.asarray(diffs, dtype=float)
+    if len(diffs) < 2:
+        return np.full(diffs.shape[1:], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.abs(mean) / (std / np.sqrt(n))
-        p = 2.0 * scipy.stats.t.sf(t, df=n - 1)
-    p = np.where(std == 0.0, np.where(mean == 0.0, 1.0, 0.0), p)
-    return np.where(n >= 2, p, np.nan)
+        p = np.asarray(scipy.stats.ttest_rel(diffs, np.zeros_like(diffs), axis=0).pvalue, dtype=float)
+    flat = np.ptp(diffs, axis=0) == 0
+    return np.where(flat, np.where(diffs[0] == 0, 1.0, 0.0), p)
+
+
+@lru_cache(maxsize=None)
+def detectable_d(n: int) -> float:
+    """The standardised paired difference (mean / sd of the differences) that a two-sided
+    paired t-test over ``n`` pairs detects with power ``POWER`` at ``ALPHA``; NaN for n < 2."""
+    if n < 2:
+        return float("nan")
+    from statsmodels.stats.power import TTestPower
+    return float(TTestPower().solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided"))
+
+
+def minimum_detectable(std: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Minimum detectable paired difference, in the unit of ``std`` (the paired differences'
+    sample standard deviation), for ``n`` pairs; NaN where n < 2."""
+    std, n = np.asarray(std, dtype=float), np.asarray(n)
+    return np.array([detectable_d(int(k)) for k in n.ravel()]).reshape(n.shape) * std
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of the p-values ``p`` taken as one family (NaN entries
+    are not comparisons and stay NaN)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    present = ~np.isnan(p)
+    if present.any():
+        from statsmodels.stats.multitest import multipletests
+        out[present] = multipletests(p[present], alpha=ALPHA, method="holm")[1]
+    return out
 
 
 def _on_grid(curves: pd.Series, thresholds: pd.Series, grid: np.ndarray) -> np.ndarray:
@@ -112,24 +133,10 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     joints = pd.DataFrame(np.stack(table["per_joint_pa_epe_mm"].to_list())).groupby(codes)
     groups["per_joint_pa_epe_mm_mean"] = list(joints.mean().to_numpy())
     groups["per_joint_pa_epe_mm_std"] = list(joints.std(ddof=1).to_numpy())
-    _add_intervals(groups, table[list(METRICS)].to_numpy(dtype=float), codes)
+    for metric in METRICS:
+        low, high = t_interval(groups[f"{metric}_mean"], groups[f"{metric}_std"], groups["n"])
+        groups[f"{metric}_ci_low"], groups[f"{metric}_ci_high"] = low, high
     return groups
-
-
-def _add_intervals(groups: pd.DataFrame, values: np.ndarray, codes: np.ndarray) -> None:
-    """Fill ``<m>_ci_low`` / ``<m>_ci_high`` from ``values`` (runs, metrics) in seed order
-    within each group: one bootstrap call per group size."""
-    rows_of = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
-    sizes = np.array([len(rows) for rows in rows_of])
-    low = np.full((len(groups), len(METRICS)), np.nan)
-    high = low.copy()
-    for n in np.unique(sizes):
-        which = np.flatnonzero(sizes == n)
-        stacked = np.stack([values[rows_of[g]].T for g in which])          # (groups, metrics, n)
-        low[which], high[which] = bootstrap_ci(stacked)
-    for j, metric in enumerate(METRICS):
-        groups[f"{metric}_ci_low"] = low[:, j]
-        groups[f"{metric}_ci_high"] = high[:, j]
 
 
 def compare(table: pd.DataFrame, groups: pd.DataFrame,
@@ -139,8 +146,10 @@ def compare(table: pd.DataFrame, groups: pd.DataFrame,
     Adds, for baseline ``b`` and metric ``m``: ``<m>_vs_<b>_pct`` (relative change of the
     group mean, %), ``<m>_vs_<b>_diff`` (mean paired difference, group - baseline, in the
     metric's unit), ``<m>_vs_<b>_pairs`` (seeds shared with the baseline group) and
-    ``<m>_vs_<b>_p`` (paired t-test). NaN where the setting has no such baseline group,
-    and on the baseline's own row. A baseline group shares the group's head and setting.
+    ``<m>_vs_<b>_p`` (paired t-test, unadjusted: the tables adjust over their own rows, see
+    ``holm``) and ``<m>_vs_<b>_mde`` (minimum detectable difference, the metric's unit). NaN
+    where the setting has no such baseline group, and on the baseline's own row. A baseline
+    group shares the group's head and setting.
     """
     keys = list(GROUP_KEYS)
     settings = [key for key in keys if key != "method"]
@@ -154,17 +163,22 @@ def compare(table: pd.DataFrame, groups: pd.DataFrame,
         pairs = per_seed.merge(base_seed, on=[*settings, "seed"], suffixes=("", "_base"))
         for metric in METRICS:
             pairs[metric] = pairs[metric] - pairs[f"{metric}_base"]
-        spread = pairs.groupby(keys, sort=False)[list(METRICS)].agg(["mean", "std", "count"])
+        by_group = pairs.groupby(keys, sort=False)[list(METRICS)]
+        spread = by_group.agg(["mean", "std", "count"])
         spread.columns = [f"{m}_{s}" for m, s in spread.columns]
+        tests = by_group.apply(lambda d: pd.Series(paired_p(d.to_numpy()), index=[f"{m}_p" for m in METRICS]))
+        spread = spread.join(tests) if len(spread) else spread.assign(**{f"{m}_p": [] for m in METRICS})
         spread = out[keys].merge(spread.reset_index(), on=keys, how="left")        # aligned with out
         for metric in METRICS:
             base = base_means[f"{metric}_mean"].to_numpy()
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = 100.0 * (out[f"{metric}_mean"].to_numpy() - base) / base
             n = spread[f"{metric}_count"].fillna(0).to_numpy()
-            p = paired_t_p(spread[f"{metric}_mean"], spread[f"{metric}_std"], n)
+            p = spread[f"{metric}_p"].to_numpy(dtype=float)
+            mde = minimum_detectable(spread[f"{metric}_std"].to_numpy(dtype=float), n)
             out[f"{metric}_vs_{baseline}_pct"] = np.where(is_base | (base == 0), np.nan, pct)
             out[f"{metric}_vs_{baseline}_diff"] = np.where(is_base, np.nan, spread[f"{metric}_mean"])
             out[f"{metric}_vs_{baseline}_pairs"] = np.where(is_base, 0, n).astype(int)
             out[f"{metric}_vs_{baseline}_p"] = np.where(is_base, np.nan, p)
+            out[f"{metric}_vs_{baseline}_mde"] = np.where(is_base, np.nan, mde)
     return out

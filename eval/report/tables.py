@@ -25,18 +25,22 @@ from eval.report.groups import (BASELINES, FLOOR, SETTING_KEYS, NothingToShow, a
                                 fraction_label, match_order, not_below_floor, setting_line, sort_groups,
                                 varying)
 from eval.report.load import JOINTS, METRICS, PROBE_PREFIX
-from eval.report.stats import ALPHA, CONFIDENCE, N_RESAMPLES
+from eval.report.stats import ALPHA, CONFIDENCE, POWER, holm
 
 MISSING = "–"
 HEADERS = {"data": "data", "profile": "profile", "budget": "budget", "match": "match",
            "label_fraction": "labels", "backbone": "backbone", "method": "method"}
 PROBES = {"gesture_acc": "gesture accuracy", "viewpoint_err_deg": "viewpoint error (deg)",
           "rel_viewpoint_err_deg": "relative viewpoint error (deg)"}
-STATS_NOTE = (f"Mean ± sample standard deviation (ddof=1) over seeds; {CONFIDENCE:.0%} CI: percentile "
-              f"bootstrap of the mean, {N_RESAMPLES:,} resamples.")
+STATS_NOTE = (f"Mean ± sample standard deviation (ddof=1) over seeds; {CONFIDENCE:.0%} CI: Student's t "
+              f"interval of the mean, mean ± t({0.5 + CONFIDENCE / 2:g}, n−1)·s/√n.")
 CHANGE_NOTE = (f"vs random / vs imagenet: relative change of the mean PA-EPE against that init in the "
-               f"same setting (negative = lower error = better); * = paired t-test over the seeds "
-               f"shared with that baseline, two-sided p < {ALPHA:g}.")
+               f"same setting (negative = lower error = better); * = two-sided paired t-test over the "
+               f"seeds shared with that baseline, p < {ALPHA:g} after Holm's adjustment over every "
+               f"comparison with that baseline in this table (raw p and p_holm in the CSV). A change "
+               f"without * is not a finding; the CSV's _mde is the smallest paired difference each "
+               f"comparison could detect ({POWER:.0%} power, α = {ALPHA:g}).")
+COMPARISON = ("pct", "diff", "pairs", "p", "p_holm", "mde")
 FLOOR_MARK = "†"
 FLOOR_NAME = "canonical hand (no image)"
 FLOOR_NOTE = (f"floor: PA-EPE (mm) of the no-image floor, one constant canonical hand (the Procrustes mean "
@@ -79,7 +83,8 @@ def interval(low: float, high: float, digits: int) -> str:
 
 
 def change(pct: float, p: float) -> str:
-    """"-14.5%*": relative change with the significance marker; empty without a baseline."""
+    """"-14.5%*": relative change with the significance marker (``p``: the Holm-adjusted
+    p-value); empty without a baseline."""
     if math.isnan(pct):
         return ""
     return f"{pct:+.1f}%" + ("*" if p < ALPHA else "")
@@ -92,6 +97,18 @@ def flops(value: float) -> str:
     scaled = value / scale
     decimals = 0 if scaled == 0 else max(0, 2 - math.floor(math.log10(scaled)))
     return f"{scaled:.{decimals}f} {unit}"
+
+
+def with_holm(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one table's groups) with ``<m>_vs_<b>_p_holm``: the raw p-values of the
+    comparisons with baseline b on metric m, adjusted by Holm's method as one family."""
+    out = frame.copy()
+    for baseline in BASELINES:
+        for metric in METRICS:
+            column = f"{metric}_vs_{baseline}_p"
+            if column in out.columns:
+                out[f"{column}_holm"] = holm(out[column].to_numpy(dtype=float))
+    return out
 
 
 def _labels(groups: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -125,12 +142,12 @@ def _pa_epe_cells(main: pd.DataFrame) -> list[str]:
 def main_table(groups: pd.DataFrame) -> Table:
     """Table 1: method x backbone -> PA-EPE, PA-AUC, EPE, AUC, compute, change vs baselines;
     the no-image floor and the 2D error (px) where the records have them."""
-    main = sort_groups(at_full_labels(groups))
+    main = with_holm(sort_groups(at_full_labels(groups)))
     has_floor, has_2d = _has(main, FLOOR), _has(main, "epe_2d_px_mean")
     keys = [k for k in varying(main) if k != "backbone"] + ["backbone"]
     shown = _labels(main, keys)
     shown["PA-EPE (mm)"] = _pa_epe_cells(main)
-    shown[f"PA-EPE {CONFIDENCE:.0%} CI"] = [interval(lo, hi, 2) for lo, hi in
+    shown[f"PA-EPE {CONFIDENCE:.0%} CI (t)"] = [interval(lo, hi, 2) for lo, hi in
                                            zip(main["pa_epe_mm_ci_low"], main["pa_epe_mm_ci_high"])]
     if has_floor:
         shown["floor PA-EPE (mm)"] = [_num(v, 2) for v in main[FLOOR]]
@@ -144,7 +161,7 @@ def main_table(groups: pd.DataFrame) -> Table:
     shown["compute"] = [flops(f) + (" + ext." if isinstance(ext, str) else "")
                         for f, ext in zip(main["total_flops_mean"], main["external_pretrain"])]
     for baseline in BASELINES:
-        changes = zip(main[f"pa_epe_mm_vs_{baseline}_pct"], main[f"pa_epe_mm_vs_{baseline}_p"])
+        changes = zip(main[f"pa_epe_mm_vs_{baseline}_pct"], main[f"pa_epe_mm_vs_{baseline}_p_holm"])
         shown[f"vs {baseline}"] = [change(pct, p) for pct, p in changes]
     columns = ["n", "seeds"]
     for metric in METRICS:
@@ -157,7 +174,7 @@ def main_table(groups: pd.DataFrame) -> Table:
                 "external_pretrain"]
     for baseline in BASELINES:
         for metric in METRICS:
-            columns += [f"{metric}_vs_{baseline}_{s}" for s in ("pct", "diff", "pairs", "p")]
+            columns += [f"{metric}_vs_{baseline}_{s}" for s in COMPARISON]
     externals = sorted(set(main["external_pretrain"].dropna()))
     notes = [STATS_NOTE, CHANGE_NOTE,
              "compute: FLOPs spent on pre-training + fine-tuning, mean over seeds."]
@@ -193,11 +210,40 @@ def floor_sentence(main: Table) -> str:
     return f"The no-image floor, a constant canonical hand, scores {value}; {verdict}"
 
 
+def detect_sentence(main: Table, baseline: str = "random") -> str:
+    """What Table 1 can and cannot tell against ``baseline``: the smallest PA-EPE difference its
+    comparisons could detect, and which differences are findings (Holm-adjusted p < ALPHA);
+    empty where no group was compared with that baseline."""
+    data = main.data
+    column = f"pa_epe_mm_vs_{baseline}_mde"
+    if column not in data.columns or data[column].notna().sum() == 0:
+        return ""
+    compared = data[data[column].notna()]
+    mde = compared[column]
+    seeds = sorted({int(k) for k in compared[f"pa_epe_mm_vs_{baseline}_pairs"]})
+    base = data.loc[data["method"] == baseline, "pa_epe_mm_mean"].mean()
+    share = f" ({100 * mde.max() / base:.1f}% of {baseline}'s mean PA-EPE)" if base > 0 else ""
+    spread = (f"; per comparison {mde.min():.2f}–{mde.max():.2f} mm" if len(mde) > 1 else "")
+    text = (f"With {'–'.join(map(str, seeds))} seeds this study can detect PA-EPE differences against "
+            f"{baseline} of ≥ {mde.max():.2f} mm{share}{spread} ({POWER:.0%} power, α = {ALPHA:g} "
+            f"two-sided, from each comparison's spread of paired differences).")
+    keys = varying(data)
+    found = compared[compared[f"pa_epe_mm_vs_{baseline}_p_holm"] < ALPHA]
+    names = [f"{found['method'].iat[i]}" + (f" ({describe(found, keys, i)})" if keys else "")
+             + f" {found[f'pa_epe_mm_vs_{baseline}_diff'].iat[i]:+.2f} mm" for i in range(len(found))]
+    if names:
+        text += (f" Differences against {baseline} that are findings (Holm-adjusted p < {ALPHA:g}): "
+                 f"{', '.join(names)}; every other difference in Table 1 is not.")
+    else:
+        text += f" No difference against {baseline} in Table 1 is significant after Holm's adjustment: none is a finding."
+    return text
+
+
 def label_efficiency_table(groups: pd.DataFrame) -> Table:
     """Table 2: PA-EPE per method (rows) and label fraction (columns)."""
     if groups["label_fraction"].nunique() < 2:
         raise NothingToShow("every record was fine-tuned with the same label fraction")
-    ordered = sort_groups(groups)
+    ordered = with_holm(sort_groups(groups))
     keys = [k for k in varying(ordered) if k != "label_fraction"]
     rows = ordered.drop_duplicates([*keys, "method"])[[*keys, "method"]].reset_index(drop=True)
     shown = _labels(rows, keys)
@@ -207,7 +253,7 @@ def label_efficiency_table(groups: pd.DataFrame) -> Table:
         shown[f"PA-EPE (mm), {fraction_label(fraction)} labels"] = [
             mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
     data = _data(ordered, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
-                           "pa_epe_mm_ci_high", "pa_epe_mm_vs_random_pct", "pa_epe_mm_vs_random_p"])
+                           "pa_epe_mm_ci_high", *(f"pa_epe_mm_vs_random_{s}" for s in COMPARISON)])
     setting = setting_line(ordered, [k for k in SETTING_KEYS if k != "label_fraction"])
     return Table(shown, data, setting, (STATS_NOTE, "Labels: the fraction of the labelled training "
                                         "set used for fine-tuning; n per cell in the CSV."), len(keys) + 1)
@@ -215,7 +261,7 @@ def label_efficiency_table(groups: pd.DataFrame) -> Table:
 
 def protocol_table(groups: pd.DataFrame) -> Table:
     """Table 3: PA-EPE and change vs random under match=pretrain and match=total, side by side."""
-    main = sort_groups(at_full_labels(groups))
+    main = with_holm(sort_groups(at_full_labels(groups)))
     if main["match"].nunique() < 2:
         raise NothingToShow(f"every record used the same protocol (match={main['match'].iat[0]})")
     keys = [k for k in varying(main) if k != "match"]
@@ -225,11 +271,11 @@ def protocol_table(groups: pd.DataFrame) -> Table:
         cells = rows.merge(main[main["match"] == match], on=[*keys, "method"], how="left")
         shown[f"PA-EPE (mm), match={match}"] = [
             mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
-        changes = zip(cells["pa_epe_mm_vs_random_pct"], cells["pa_epe_mm_vs_random_p"])
+        changes = zip(cells["pa_epe_mm_vs_random_pct"], cells["pa_epe_mm_vs_random_p_holm"])
         shown[f"vs random, match={match}"] = [change(pct, p) for pct, p in changes]
     data = _data(main, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
-                        "pa_epe_mm_ci_high", "total_flops_mean", "pa_epe_mm_vs_random_pct",
-                        "pa_epe_mm_vs_random_p"])
+                        "pa_epe_mm_ci_high", "total_flops_mean",
+                        *(f"pa_epe_mm_vs_random_{s}" for s in COMPARISON)])
     notes = (STATS_NOTE, CHANGE_NOTE.replace("vs random / vs imagenet", "vs random"),
              "match=pretrain: every method gets the same pre-training compute and the same fine-tuning; "
              "match=total: the same pre-training + fine-tuning compute, so an init without "
