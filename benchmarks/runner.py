@@ -23,7 +23,8 @@ from benchmarks.errors import UserError, one_line
 from benchmarks.flops import image_flops
 from benchmarks.prepare import Data
 from benchmarks.pretrain import pretrain
-from benchmarks.store import SCHEMA, read_record, record_path, write_record
+from benchmarks.record import check
+from benchmarks.store import SCHEMA, record_path, write_record
 
 
 class RunFailed(RuntimeError):
@@ -43,8 +44,12 @@ def base_record(cfg: DictConfig, rid: str) -> dict:
 
 
 def existing(cfg: DictConfig, results: Path) -> dict | None:
-    rec = read_record(record_path(results, run_id(cfg)))
-    return rec if rec and rec.get("status") == "ok" else None
+    """The run's record if it is a valid ok record (``benchmarks.record.check``), else None."""
+    path = record_path(results, run_id(cfg))
+    if not path.exists():
+        return None
+    checked = check(path)
+    return checked.record if checked.kind == "ok" else None
 
 
 def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,

@@ -11,6 +11,10 @@ SLURM job):
 ``failed``    the record says failed, with its error line; or the job that was to write the
               record ended without one (cancelled, killed, out of memory), and the error
               line says so and names the job's log
+``unreadable`` the record file is not a JSON object (truncated, a list, not JSON)
+``invalid``   the record breaks the record contract (another schema, a metric that is
+              missing, a string or NaN): ``bench report`` leaves it out with the same reason
+              (both read records through ``benchmarks.record.check``)
 
 A job is live when SLURM still lists it (``squeue``), or, for local and in-process runs on
 this host, while its process exists. Where neither can be asked (another host, no
@@ -27,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import jobstate
-from benchmarks.store import RECORD, read_record
+from benchmarks.record import Checked, check
+from benchmarks.store import RECORD
 
-STATES = ("running", "pending", "failed", "ok")
+STATES = ("running", "pending", "failed", "unreadable", "invalid", "ok")
 SLURM_PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
                  "SUSPENDED", "CONFIGURING", "RESIZING"}
 SLURM_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
@@ -38,10 +43,10 @@ SLURM_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
 @dataclass
 class RunState:
     run_id: str
-    state: str                          # pending | running | ok | failed
+    state: str                          # one of STATES
     job_id: str | None = None
     launcher: str | None = None
-    error: str | None = None            # failed: one line
+    error: str | None = None            # failed, unreadable, invalid: one line
     record: dict | None = None
     job: dict = field(default_factory=dict)
 
@@ -112,16 +117,19 @@ def queue_for(results: Path, rids: list[str]) -> dict[str, str] | None:
     return None
 
 
-def _current_record(folder: Path, job: dict | None) -> dict | None:
-    """The record, unless the job file shows a submission newer than it."""
-    record = read_record(folder / RECORD)
-    if record is None or job is None:
-        return record
-    stamp = job.get("submitted_at") or job.get("started_at") or 0.0
-    try:
-        return record if (folder / RECORD).stat().st_mtime >= stamp else None
-    except OSError:
+def _current_record(folder: Path, job: dict | None) -> Checked | None:
+    """The checked record, unless there is none or the job file shows a submission newer than it."""
+    path = folder / RECORD
+    if not path.exists():
         return None
+    if job is not None:
+        stamp = job.get("submitted_at") or job.get("started_at") or 0.0
+        try:
+            if path.stat().st_mtime < stamp:
+                return None
+        except OSError:
+            return None
+    return check(path)
 
 
 def run_state(results: Path, rid: str, queue: dict[str, str] | None) -> RunState | None:
@@ -133,18 +141,17 @@ def run_state(results: Path, rid: str, queue: dict[str, str] | None) -> RunState
     """
     folder = Path(results) / rid
     job = jobstate.read_job(results, rid)
-    record = _current_record(folder, job)
-    if record is None and job is None:
+    checked = _current_record(folder, job)
+    if checked is None and job is None:
         return None
-    if record is None:
+    if checked is None:
         state = _job_state(rid, job, queue)
-        if state.state != "failed" or (record := _current_record(folder, job)) is None:
+        if state.state != "failed" or (checked := _current_record(folder, job)) is None:
             return state
-    status = record.get("status")
-    return RunState(rid, "ok" if status == "ok" else "failed", job_id=_job_id(record, job),
-                    launcher=(job or {}).get("launcher"),
-                    error=None if status == "ok" else (record.get("error") or "failed"),
-                    record=record, job=job or {})
+    record = checked.record or {}
+    return RunState(rid, checked.kind, job_id=_job_id(record, job),
+                    launcher=(job or {}).get("launcher"), error=checked.reason,
+                    record=checked.record, job=job or {})
 
 
 def _job_id(record: dict, job: dict | None) -> str | None:
@@ -195,15 +202,16 @@ def wait_for(results: Path, rids: list[str], poll_s: float = 5.0, log=print) -> 
             if seen.get(rid) != word:
                 seen[rid] = word
                 log(f"{rid}: {word}" + (f" (job {st.job_id})" if st and st.job_id else ""))
-        if all(st is not None and st.state in ("ok", "failed") for st in states.values()):
-            return [st.record if st.record is not None
-                    else {"run_id": rid, "status": "failed", "error": st.error}
+        if all(st is not None and st.state not in ("pending", "running") for st in states.values()):
+            return [st.record if st.state in ("ok", "failed")
+                    else {"run_id": rid, "status": "failed", "error": f"{st.state} record: {st.error}"
+                          if st.state in ("unreadable", "invalid") else st.error}
                     for rid, st in states.items()]
         time.sleep(poll_s)
 
 
 def _note(st: RunState) -> str:
-    if st.state == "failed":
+    if st.state in ("failed", "unreadable", "invalid"):
         return st.error or ""
     if st.state == "ok":
         m = st.record.get("metrics") or {}
@@ -218,7 +226,8 @@ def table(states: list[RunState], title: str):
     state, job id, and the result (ok), the error line (failed) or the requeues so far."""
     from rich.table import Table
 
-    colours = {"ok": "green", "failed": "red", "running": "cyan", "pending": "yellow"}
+    colours = {"ok": "green", "failed": "red", "unreadable": "magenta", "invalid": "magenta",
+               "running": "cyan", "pending": "yellow"}
     t = Table(title=title)
     t.add_column("run", no_wrap=True)
     t.add_column("state")

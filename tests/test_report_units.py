@@ -124,7 +124,7 @@ def test_every_bad_record_is_kept_with_a_reason(tmp_path):
     assert reasons["s1"] == ("failed", "CUDA out of memory at step 3")             # one line
     assert reasons["s2"][0] == "unreadable" and reasons["s2"][1].startswith("truncated JSON")
     assert reasons["s3"][0] == "unreadable" and reasons["s3"][1].startswith("not valid JSON")
-    assert reasons["s4"] == ("invalid", "schema 2; this report reads schema 1")
+    assert reasons["s4"] == ("invalid", "schema 2; this version reads schema 1")
     assert reasons["s5"] == ("invalid", "metrics.per_joint_pa_epe_mm has 20 values, expected 21")
 
 

@@ -13,16 +13,18 @@ import pytest
 from benchmarks import jobstate, status
 from benchmarks.cli import main as bench
 from benchmarks.store import write_record
+from eval.report.example import example_record, failed_record
 
 RUN = {"method": "simclr", "backbone": "resnet18", "budget": "1ep", "label_fraction": 0.5,
        "seed": 0}
 
 
 def _record(rid: str, ok: bool = True) -> dict:
-    rec = {"schema": 1, "run_id": rid, "status": "ok" if ok else "failed",
-           "error": None if ok else "TrainingError: pretrain: non-finite loss (nan) at step 3 of 9",
-           **RUN, "metrics": {"pa_epe_mm": 12.5, "pa_auc": 0.75} if ok else None,
-           "provenance": {"slurm_job_id": None}}
+    """A complete record (the contract ``benchmarks.record`` checks), ok or failed."""
+    rec = (example_record("simclr", 0, 12.5, budget="1ep", label_fraction=0.5) if ok else
+           failed_record("simclr", 0, "TrainingError: pretrain: non-finite loss (nan) at step 3 of 9",
+                         budget="1ep", label_fraction=0.5))
+    rec.update(run_id=rid, provenance={"slurm_job_id": None})
     return rec
 
 

@@ -15,6 +15,7 @@ from benchmarks.cli import main as bench
 from benchmarks.errors import UserError
 from benchmarks.pretrain import META, WEIGHTS
 from benchmarks.store import iter_records, write_record
+from eval.report.example import example_record, failed_record
 
 SMOKE = {"profile": "smoke", "budget": "1ep"}
 
@@ -117,11 +118,14 @@ def test_rerun_skips_ok_records_and_resubmits_failed_ones(tmp_path, grid_cfgs):
     first = _plan(tmp_path, grid_cfgs)
     results = tmp_path / "results"
     ok, failed = first.free[0], first.free[1]
-    write_record(results, {"run_id": ok.rid, "status": "ok", "metrics": {}})
-    write_record(results, {"run_id": failed.rid, "status": "failed", "error": "boom"})
+    write_record(results, {**example_record("random", 0, 12.0), "run_id": ok.rid})
+    write_record(results, {**failed_record("random", 1, "boom"), "run_id": failed.rid})
     plan = _plan(tmp_path, grid_cfgs)
     assert [r.rid for r in plan.done] == [ok.rid]
     assert failed.rid in [r.rid for r in plan.free]
+    # an "ok" record that breaks the record contract is run again, not counted as done
+    write_record(results, {"run_id": ok.rid, "status": "ok", "metrics": {}})
+    assert _plan(tmp_path, grid_cfgs).done == []
 
 
 def test_a_cached_pretraining_frees_its_finetunes(tmp_path, grid_cfgs):

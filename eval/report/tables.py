@@ -221,8 +221,10 @@ def detect_sentence(main: Table, baseline: str = "random") -> str:
     compared = data[data[column].notna()]
     mde = compared[column]
     seeds = sorted({int(k) for k in compared[f"pa_epe_mm_vs_{baseline}_pairs"]})
-    base = data.loc[data["method"] == baseline, "pa_epe_mm_mean"].mean()
-    share = f" ({100 * mde.max() / base:.1f}% of {baseline}'s mean PA-EPE)" if base > 0 else ""
+    pct = compared[f"pa_epe_mm_vs_{baseline}_pct"]
+    base = compared["pa_epe_mm_mean"] * 100 / (100 + pct)           # each comparison's baseline mean
+    worst = (mde / base).max()
+    share = f" (up to {100 * worst:.1f}% of {baseline}'s mean PA-EPE)" if np.isfinite(worst) else ""
     spread = (f"; per comparison {mde.min():.2f}–{mde.max():.2f} mm" if len(mde) > 1 else "")
     text = (f"With {'–'.join(map(str, seeds))} seeds this study can detect PA-EPE differences against "
             f"{baseline} of ≥ {mde.max():.2f} mm{share}{spread} ({POWER:.0%} power, α = {ALPHA:g} "
