@@ -57,7 +57,7 @@ KINDS = ("ok", "failed", "unreadable", "invalid")
 class Checked:
     """One record file, read and checked: its ``kind`` (see the module docstring), the
     one-line ``reason`` (None when ok), the record (None when unreadable), and for an ok
-    record its :func:`table_row` (``row``, ``evals``)."""
+    record its :func:`table_row` (``row``, ``evals``, ``pretrain``)."""
 
     path: Path
     kind: str
@@ -65,6 +65,7 @@ class Checked:
     record: dict[str, Any] | None
     row: dict[str, Any] | None = None
     evals: list[dict[str, Any]] | None = None
+    pretrain: list[dict[str, Any]] | None = None
 
     @property
     def method(self) -> str | None:
@@ -148,8 +149,10 @@ def _text(record: dict[str, Any], key: str) -> str:
     return value
 
 
-def table_row(record: dict[str, Any], run: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The table row and evaluation rows of a successful record; raises Invalid."""
+def table_row(record: dict[str, Any], run: str
+              ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The table row, the evaluation rows and the pre-training loss points (``run``,
+    ``step``, ``loss``) of a successful record; raises Invalid."""
     row: dict[str, Any] = {"run": run}
     for key in TEXT_FIELDS:
         row[key] = _text(record, key)
@@ -190,7 +193,19 @@ def table_row(record: dict[str, Any], run: str) -> tuple[dict[str, Any], list[di
             evals.append({"run": run, **{key: _number(point, key, minimum=0.0) for key in EVAL_FIELDS}})
         except Invalid as err:
             raise Invalid(f"curves.eval[{i}]: {err}") from None
-    return row, evals
+    train = curves.get("train") or [] if isinstance(curves, dict) else []
+    if not isinstance(train, list):
+        raise Invalid("curves.train is not a list")
+    pretrain = []
+    for i, point in enumerate(train):
+        if isinstance(point, dict) and point.get("phase", "pretrain") != "pretrain":
+            continue
+        try:
+            pretrain.append({"run": run, "step": _number(point, "step", minimum=0.0),
+                             "loss": _number(point, "loss")})
+        except Invalid as err:
+            raise Invalid(f"curves.train[{i}]: {err}") from None
+    return row, evals, pretrain
 
 
 def parse(path: Path) -> dict[str, Any]:
@@ -227,7 +242,7 @@ def check(path: Path) -> Checked:
                            record)
         if status != "ok":
             raise Invalid(f"status {status!r}, expected 'ok' or 'failed'")
-        row, evals = table_row(record, path.parent.name)
+        row, evals, pretrain = table_row(record, path.parent.name)
     except Invalid as err:
         return Checked(path, "invalid", one_line(err), record)
-    return Checked(path, "ok", None, record, row, evals)
+    return Checked(path, "ok", None, record, row, evals, pretrain)

@@ -36,7 +36,8 @@ PA_EPE = {
 }
 GESTURE_ACC = [0.7, 0.8, 0.9]                              # simclr, full labels, match=pretrain
 TABLES = ("table1_main", "table2_label_efficiency", "table3_protocols", "table4_probes", "table5_per_joint")
-FIGURES = ("fig1_pa_epe", "fig2_pck", "fig3_label_efficiency", "fig4_convergence", "fig5_compute")
+FIGURES = ("fig1_pa_epe", "fig2_pck", "fig3_label_efficiency", "fig4_convergence", "fig5_compute",
+           "fig6_pretraining")
 
 
 def write_fixture(results: Path) -> dict[str, dict]:
@@ -231,3 +232,20 @@ def test_rebuild_gives_identical_bytes_and_replaces_the_folder(report):
     assert sorted(after) == sorted(before)                                  # the stale file is gone
     for rel in before:                                                      # tables, figures, index, data
         assert after[rel] == before[rel], rel
+
+
+def test_pretraining_curves_count_each_pretraining_once(tmp_path):
+    """Figure 6: fine-tunes that share a pre-training (label fractions) share its curve, so a
+    method's mean curve is over its seeds, and init-only methods have no panel."""
+    from eval.report.figures import pretraining_curves
+    from eval.report.load import load_runs
+    from eval.report.stats import aggregate
+
+    for seed in (0, 2):
+        for fraction in (1.0, 0.1):
+            write_record(tmp_path, example_record("simclr", seed, 10.0, label_fraction=fraction))
+        write_record(tmp_path, example_record("random", seed, 12.0))
+    runs = load_runs(tmp_path)
+    fig = pretraining_curves(aggregate(runs.table), runs.table, runs.pretrain)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["simclr: 4.05 → 3.15 (-22%), 2 seeds"]      # 4.0 + 0.05 s - 0.3 k, mean over s

@@ -107,6 +107,10 @@ FIGURES = (
     Item("fig5_compute", "Figure 5: accuracy against compute",
          "PA-EPE against the FLOPs spent on pre-training and fine-tuning.",
          lambda g, r: figures.accuracy_vs_compute(g)),
+    Item("fig6_pretraining", "Figure 6: pre-training curves",
+         "Each method's own pre-training loss against pre-training steps, mean ± 1 sd over seeds, "
+         "and how far it fell from its first logged value.",
+         lambda g, r: figures.pretraining_curves(g, r.table, r.pretrain)),
 )
 TABLES_NOTE = ("Every setting in the records appears in the tables; a setting shared by all rows of a table "
                "is stated above it. The CSV files hold the numbers at full precision, one row per group.")
@@ -144,7 +148,8 @@ def _parts(runs: Runs) -> list[Part]:
     for head in heads:
         table = runs.table[runs.table[HEAD] == head].reset_index(drop=True)
         evals = runs.evals[runs.evals["run"].isin(table["run"])].reset_index(drop=True)
-        parts.append(Part(head, Runs(table, evals, runs.problems, runs.n_files),
+        pretrain = runs.pretrain[runs.pretrain["run"].isin(table["run"])].reset_index(drop=True)
+        parts.append(Part(head, Runs(table, evals, runs.problems, runs.n_files, pretrain),
                           groups[groups[HEAD] == head].reset_index(drop=True)))
     return parts
 

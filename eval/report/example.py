@@ -98,7 +98,9 @@ def example_record(method: str, seed: int, pa_epe_mm: float, *, epe_mm: float | 
         "provenance": {"git_sha": "0" * 40, "git_dirty": False, "versions": {}, "host": "example",
                        "slurm_job_id": None, "started": "2025-01-01T00:00:00",
                        "finished": "2025-01-01T00:01:00"},
-        "curves": {"train": [{"phase": "pretrain", "step": 1, "loss": 1.0}], "eval": evals},
+        "curves": {"train": [] if method in ("random", "imagenet") else
+                   [{"phase": "pretrain", "step": 10 * (k + 1), "loss": 4.0 - 0.3 * k + 0.05 * seed}
+                    for k in range(4)], "eval": evals},
     }
     if not legacy:
         _newer_fields(record, pa_epe_mm, floor_pa_epe_mm, epe_2d_px, head)

@@ -311,3 +311,34 @@ def accuracy_vs_compute(groups: pd.DataFrame) -> Figure:
              for m in matches] if len(matches) > 1 else []
     _method_legend(fig, colours, extra)
     return fig
+
+
+def pretraining_curves(groups: pd.DataFrame, runs: pd.DataFrame, pretrain: pd.DataFrame) -> Figure:
+    """Figure 6: each pre-training method's loss against its steps, one panel per method (the
+    losses differ in kind and scale), mean ± 1 sd over seeds; the panel title gives the fall
+    from the first to the last logged value. Fine-tunes that share a pre-training (label
+    fractions, protocols) share its curve, so each (method, seed) counts once."""
+    main = headline(groups, keep=("label_fraction", "match"))
+    keys = [k for k in GROUP_KEYS if k not in ("label_fraction", "match")]
+    points = pretrain.merge(runs[["run", "seed", *GROUP_KEYS]], on="run").merge(
+        main[list(GROUP_KEYS)], on=list(GROUP_KEYS))
+    if points.empty:
+        raise NothingToShow("no record has a pre-training curve (curves.train)")
+    points = points.drop_duplicates([*keys, "seed", "step"])
+    shown = main.merge(points[keys].drop_duplicates(), on=keys)   # every fine-tune setting: the title
+    colours = method_colours(shown["method"])
+    methods = method_order(shown["method"])
+    fig, axes = _grid(len(methods), "Pre-training loss per method: mean ± 1 sd over seeds; each method's "
+                                    "own loss, so compare shapes, not heights", shown)
+    for ax, method in zip(axes, methods):
+        curve = points[points["method"] == method].groupby("step")["loss"].agg(["mean", "std", "count"])
+        step, mean = curve.index.to_numpy(), curve["mean"].to_numpy()
+        std = np.nan_to_num(curve["std"].to_numpy())
+        ax.plot(step, mean, color=colours[method])
+        ax.fill_between(step, mean - std, mean + std, color=colours[method], alpha=0.2, linewidth=0)
+        change = 100 * (mean[-1] - mean[0]) / abs(mean[0]) if mean[0] else float("nan")
+        seeds = int(curve["count"].max())
+        ax.set(xlabel="pre-training step", ylabel="loss",
+               title=f"{method}: {mean[0]:.3g} → {mean[-1]:.3g} ({change:+.0f}%), {seeds} seed"
+                     + ("s" if seeds != 1 else ""))
+    return fig

@@ -16,7 +16,7 @@ wrong kind makes the record invalid, like a bad required field.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,15 @@ class Runs:
     ``auc_2d``; NaN where absent), then one ``probe_<name>`` column per probe).
     ``evals``: the periodic fine-tuning evaluations (``run``, ``step``, ``images``,
     ``pa_epe_mm``, ``epe_mm``), one row per evaluation. ``problems``: every record that is
-    not in ``table``, in path order. ``n_files``: how many records were found.
+    not in ``table``, in path order. ``n_files``: how many records were found. ``pretrain``:
+    the pre-training loss curve points (``run``, ``step``, ``loss``), empty for init-only runs.
     """
 
     table: pd.DataFrame
     evals: pd.DataFrame
     problems: list[RecordProblem]
     n_files: int
+    pretrain: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["run", "step", "loss"]))
 
 
 def load_runs(results_dir: Path) -> Runs:
@@ -76,6 +78,7 @@ def load_runs(results_dir: Path) -> Runs:
     rows: list[dict[str, Any]] = []
     evals: list[dict[str, Any]] = []
     problems: list[RecordProblem] = []
+    pretrain: list[dict[str, Any]] = []
     for path in paths:
         run = path.parent.name
         checked = check(path)
@@ -84,9 +87,11 @@ def load_runs(results_dir: Path) -> Runs:
             continue
         rows.append(checked.row)
         evals.extend(checked.evals)
+        pretrain.extend(checked.pretrain)
     table = pd.DataFrame(rows)
     if rows:
         probes = sorted(c for c in table.columns if c.startswith(PROBE_PREFIX))
         table = table[[c for c in table.columns if not c.startswith(PROBE_PREFIX)] + probes]
     evals_frame = pd.DataFrame(evals, columns=["run", *EVAL_FIELDS])
-    return Runs(table, evals_frame, problems, len(paths))
+    return Runs(table, evals_frame, problems, len(paths),
+                pd.DataFrame(pretrain, columns=["run", "step", "loss"]))
