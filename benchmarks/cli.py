@@ -6,6 +6,7 @@ error prints one line and exits 2; it never leaves a partial record.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to run: here (default), a local subprocess, or SLURM")
     run.add_argument("--wait", action="store_true", help="with --launcher: wait and print the result")
     _results_arg(run)
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch threads per run (engine.threads; 1 is steadier on a shared machine)")
+    run.add_argument("--cfg", action="store_true",
+                     help="print the resolved configuration and exit (nothing run)")
     run.add_argument("overrides", nargs="*", metavar="key=value")
 
     sweep = sub.add_parser("sweep", help="run a grid of configurations from a sweep file")
@@ -92,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="one table of runs: state, job id, errors")
     _results_arg(status)
+
+    clean = sub.add_parser("clean", help="remove checkpoints, locks and temp files no record needs")
+    _results_arg(clean)
+    clean.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    clean.add_argument("--interrupted", action="store_true",
+                       help="also the checkpoints of interrupted runs and pre-trainings (no resume then)")
     return parser
 
 
@@ -99,13 +110,37 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
     words = [f"{k}={getattr(args, k)}" for k in RUN_FLAGS if getattr(args, k) is not None]
     if args.launcher:
         words.append(f"launcher.name={args.launcher}")
+    if getattr(args, "threads", None) is not None:
+        words.append(f"engine.threads={args.threads}")
     return words + list(args.overrides)
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` (or, where it does not exist yet, its nearest existing parent) can be written."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def check_results(results: Path, command: str) -> None:
+    """``--results`` must be a folder (or not exist yet); commands that write need to write it."""
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results {str(results)!r} is a file, not a folder; give the records folder")
+    if command in WRITES and not _writable(results):
+        raise UserError(f"--results {str(results)!r} is not writable: bench {command} writes records, "
+                        f"job files and caches there")
 
 
 def cmd_run(args, results: Path) -> int:
     from benchmarks import compose, launch
 
-    cfg = compose.load(_run_overrides(args))
+    cfg = compose.load(_run_overrides(args), need_data=not (args.dry_run or args.cfg))
+    if args.cfg:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg), end="")
+        return 0
     if args.dry_run:
         from benchmarks import sweep
 
@@ -135,7 +170,10 @@ def cmd_report(args, results: Path) -> int:
         return 0
     from eval.report import build_report
 
-    index = build_report(results, args.out or Path("results/report"))
+    out = args.out or Path("results/report")
+    if not _writable(out.parent):
+        raise UserError(f"--out {str(out)!r} is not writable: the report is built beside it and moved in")
+    index = build_report(results, out)
     print(f"report written: {index}")
     return 0
 
@@ -184,8 +222,19 @@ def cmd_status(args, results: Path) -> int:
     return status.main(results)
 
 
+def cmd_clean(args, results: Path) -> int:
+    from benchmarks import clean
+
+    if not results.is_dir():
+        raise UserError(f"--results {str(results)!r}: no such folder")
+    return clean.main(results, dry_run=args.dry_run, interrupted=args.interrupted)
+
+
+WRITES = ("run", "sweep")
+
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "evaluate": cmd_evaluate,
-            "data": cmd_data, "methods": cmd_methods, "status": cmd_status}
+            "data": cmd_data, "methods": cmd_methods, "status": cmd_status,
+            "clean": cmd_clean}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,10 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     results = args.results or default_results()
     try:
+        check_results(results, args.command)
         return COMMANDS[args.command](args, results)
     except UserError as err:
         print(f"bench {args.command}: error: {one_line(err)}", file=sys.stderr)
         return UserError.exit_code
+    except PermissionError as err:
+        print(f"bench {args.command}: error: {err.filename or ''} is not writable ({err.strerror})",
+              file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"bench {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"bench {args.command}: interrupted", file=sys.stderr)
         return 130

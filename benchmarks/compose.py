@@ -1,17 +1,19 @@
 """Compose and validate one run's config: hydra overrides -> a typed, checked config."""
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
 import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmarks.config import CONF_DIR, MATCHES, PROFILES, RunConfig
+from benchmarks.config import CONF_DIR, LOGGERS, MATCHES, PROFILES, RunConfig
 from benchmarks.errors import UserError, one_line
 
 _STORED = False
@@ -46,13 +48,15 @@ def _hydra_message(err: Exception) -> str:
     return one_line(first)
 
 
-def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The resolved run config for ``overrides`` (hydra ``key=value`` words), validated."""
+def load(overrides: list[str] | tuple[str, ...] = (), need_data: bool = True) -> DictConfig:
+    """The resolved run config for ``overrides`` (hydra ``key=value`` words), validated.
+    ``need_data`` False (a dry run, ``--cfg``): data folders need not exist here."""
     _store_schemas()
     overrides = list(overrides)
     for word in overrides:
         if "=" not in word:
-            raise UserError(f"expected a key=value override, got {word!r}")
+            raise UserError(f"expected a key=value override, got {word!r} (a value with spaces? quote "
+                            f"it inside the word: 'data.root=\"/my data\"')")
         if word[0] in "+~":
             raise UserError(f"{word!r}: only existing keys can be set (key=value); "
                             f"the schema has no optional keys to add or delete")
@@ -63,6 +67,10 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     if group_choice.get("profile", "cpu") not in PROFILES:
         raise UserError(f"unknown profile {group_choice['profile']!r}; "
                         f"choose one of: {', '.join(PROFILES)}")
+    presets = sorted(p.stem for p in (CONF_DIR / "launcher").glob("*.yaml"))
+    if group_choice.get("launcher", presets[0]) not in presets:
+        raise UserError(f"unknown launcher preset {group_choice['launcher']!r}; choose one of: "
+                        f"{', '.join(presets)} (or add benchmarks/conf/launcher/NAME.yaml, see the README)")
     data_names = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
     if group_choice.get("data", data_names[0]) not in data_names:
         raise UserError(f"unknown data {group_choice['data']!r}; choose one of: {', '.join(data_names)}")
@@ -71,14 +79,18 @@ def load(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
             cfg = compose(config_name="config", overrides=overrides)
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
+        if isinstance(err, OverrideParseException):
+            raise UserError(f"{_hydra_message(err)} in {' '.join(overrides)!r}: quote a value holding "
+                            f"spaces, brackets or commas inside the word, e.g. "
+                            f"'data.root=\"/my data (1)\"'") from None
         raise UserError(_hydra_message(err)) from None
-    validate(cfg)
+    validate(cfg, need_data)
     import methods
     methods.get(cfg.method.name).settle(cfg.method, cfg)
     return cfg
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, need_data: bool = True) -> None:
     """Ranges and names the schema's types cannot express; one line per problem."""
     from benchmarks.augment import Augmenter
     from benchmarks.backbone import BACKBONES
@@ -87,6 +99,17 @@ def validate(cfg: DictConfig) -> None:
     from benchmarks.synth.scene import WORLDS
     from eval.pose_model import HEADS, ROOT_MODES
 
+    for key, value in _numbers(cfg):
+        if not math.isfinite(value):
+            raise UserError(f"{key} must be a finite number (got {value})")
+    if cfg.engine.devices < 1:
+        raise UserError(f"engine.devices must be >= 1 (got {cfg.engine.devices})")
+    if cfg.engine.threads < 0:
+        raise UserError(f"engine.threads must be >= 0, 0 for torch's default (got {cfg.engine.threads})")
+    if cfg.engine.logger not in LOGGERS:
+        raise UserError(f"engine.logger must be one of: {', '.join(LOGGERS)} (got {cfg.engine.logger!r})")
+    if cfg.engine.logger == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("engine.logger=tensorboard needs the tensorboard package: pip install tensorboard")
     if cfg.backbone not in BACKBONES:
         raise UserError(f"unknown backbone {cfg.backbone!r}; choose one of: {', '.join(BACKBONES)}")
     parse_budget(cfg.budget)
@@ -119,13 +142,24 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"{key} must be one of: {', '.join(valid)} (got {OmegaConf.select(cfg, key)!r})")
     Augmenter(cfg.pretrain.augment, key="pretrain.augment")        # range checks, one line each
     Augmenter(cfg.finetune.augment, key="finetune.augment")
-    if cfg.data.name != "synthetic":
+    if cfg.data.name != "synthetic" and need_data:
         _check_root("data.root", cfg.data.root)
     for i, src in enumerate(cfg.pretrain.sources):
         if src.weight <= 0:
             raise UserError(f"pretrain.sources.{i}.weight must be > 0 (got {src.weight})")
-        if not src.name.startswith("synthetic"):
+        if not src.name.startswith("synthetic") and need_data:
             _check_root(f"pretrain.sources.{i}.root ({src.name})", src.root)
+
+
+def _numbers(cfg, prefix: str = ""):
+    """(dotted key, value) of every float in ``cfg``."""
+    items = cfg.items() if isinstance(cfg, DictConfig) else enumerate(cfg)
+    for key, value in items:
+        dotted = f"{prefix}{key}"
+        if isinstance(value, float):
+            yield dotted, value
+        elif isinstance(value, (DictConfig, ListConfig)):
+            yield from _numbers(value, dotted + ".")
 
 
 def _check_root(key: str, root: str | None) -> None:

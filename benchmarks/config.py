@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 CONF_DIR = Path(__file__).parent / "conf"
 PROFILES = ("smoke", "cpu", "paper")
 MATCHES = ("pretrain", "total")
+LOGGERS = ("none", "csv", "tensorboard")   # engine.logger: Lightning Fabric's loggers
 
 
 @dataclass
@@ -119,6 +120,9 @@ class EngineConfig:
     checkpoint_every: int = 200     # steps
     log_every: int = 10             # steps
     progress: bool = True
+    progress_every_s: float = 30.0  # a plain progress line this often when output is no terminal
+    logger: str = "none"            # none | csv | tensorboard: both phases' curves under the run
+    threads: int = 0                # torch intra-op threads; 0: torch's default (one per core)
 
 
 @dataclass
@@ -171,7 +175,8 @@ class RunConfig:
 
 # Keys that change how a run is executed or displayed, never what it computes.
 NON_SEMANTIC = ("launcher", "engine.progress", "engine.num_workers", "engine.log_every",
-                "engine.checkpoint_every")
+                "engine.checkpoint_every", "engine.progress_every_s", "engine.logger",
+                "engine.threads")
 
 
 def to_container(cfg: DictConfig | dict) -> dict:

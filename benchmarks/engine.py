@@ -9,6 +9,7 @@ the batch and every random number of step k depend on (seed, k) only.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +21,10 @@ from torch import nn
 
 from benchmarks.budget import warmup_cosine
 from benchmarks.config import EngineConfig
+from benchmarks.errors import one_line
 
 CKPT = "last.ckpt"
+PREV = "prev.ckpt"              # the last good checkpoint before CKPT, kept until CKPT is verified
 OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
 
 
@@ -54,6 +57,8 @@ def make_fabric(cfg: EngineConfig):
     # started by bench (in-process, or by submitit inside the job), so the hint never applies.
     warnings.filterwarnings("ignore", message="The `srun` command is available")
 
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     accelerator = cfg.accelerator
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
@@ -118,10 +123,11 @@ class PhaseResult:
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, console=None):
+    def __init__(self, cfg: EngineConfig, console=None, log_dir: Path | None = None):
         self.cfg = cfg
         self.fabric = make_fabric(cfg)
         self.console = console
+        self.log_dir = log_dir          # engine.logger's curves go under it, one folder per phase
 
     @property
     def device(self) -> torch.device:
@@ -155,8 +161,7 @@ class Engine:
                  "curve": result.curve, "evals": result.evals, "wall_s": 0.0}
         ckpt = Path(ph.ckpt_dir) / CKPT
         start = 0
-        if ckpt.exists():
-            fabric.load(ckpt, state)
+        if self._restore(ph.name, Path(ph.ckpt_dir), state):
             start = int(state["step"])
             result.curve, result.evals = state["curve"], state["evals"]
             result.resumed_from = start
@@ -169,11 +174,16 @@ class Engine:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             fabric.save(tmp, state)
             if fabric.is_global_zero:
+                _verify(tmp)                     # a full disk fails here, not on the next resume
+                if ckpt.exists():
+                    os.replace(ckpt, ckpt.with_name(PREV))
                 os.replace(tmp, ckpt)
             fabric.barrier()
 
+        logger = self._logger(ph.name)
         eval_steps = set(ph.eval_steps)
-        progress = _Progress(ph, self.cfg.progress and fabric.is_global_zero, start, self.console)
+        progress = _Progress(ph, self.cfg.progress and fabric.is_global_zero, start, self.console,
+                             self.cfg.progress_every_s)
         data_s = step_s = 0.0
         t_fetch = time.perf_counter()
         module.train()
@@ -203,11 +213,17 @@ class Engine:
                                          "data_s": data_s / n, "step_s": step_s / n,
                                          **{k2: float(v) for k2, v in logs.items()}})
                     data_s = step_s = 0.0
+                    if logger is not None:
+                        logger.log_metrics({k2: v for k2, v in result.curve[-1].items()
+                                            if k2 not in ("phase", "step")}, step=done)
                 progress.update(done, value)
                 if ph.evaluate is not None and done in eval_steps:
                     module.eval()
                     result.evals.append({"step": done, "images": done * ph.images_per_step,
                                          **ph.evaluate(module, done)})
+                    if logger is not None:
+                        logger.log_metrics({f"eval/{k2}": v for k2, v in result.evals[-1].items()
+                                            if k2 != "step" and isinstance(v, (int, float))}, step=done)
                     module.train()
                 if done == ph.steps:
                     break
@@ -217,11 +233,46 @@ class Engine:
                 if done % self.cfg.checkpoint_every == 0:
                     save(done)
                 t_fetch = time.perf_counter()
+        if logger is not None:
+            logger.finalize("success")
         if start < ph.steps:
             save(ph.steps)
         result.wall_s = float(state["wall_s"]) if start >= ph.steps else time.perf_counter() - wall0
         return result
 
+
+    def _logger(self, phase: str):
+        """Lightning Fabric's CSV or TensorBoard logger for ``phase`` (``engine.logger``), or None."""
+        if self.cfg.logger == "none" or self.log_dir is None or not self.fabric.is_global_zero:
+            return None
+        from lightning_fabric.loggers import CSVLogger, TensorBoardLogger
+
+        kind = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}[self.cfg.logger]
+        return kind(root_dir=str(self.log_dir), name=phase, version=0)
+
+    def _restore(self, phase: str, folder: Path, state: dict) -> bool:
+        """Load the newest readable checkpoint of ``folder`` into ``state``: ``last.ckpt``, or
+        ``prev.ckpt`` when the last one cannot be read (killed mid-write, a full disk), with a
+        line naming both; False (start the phase over, with a line) when neither is good."""
+        last, prev = folder / CKPT, folder / PREV
+        for path in (last, prev):
+            if not path.exists():
+                continue
+            try:
+                self.fabric.load(path, state)
+            except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, loudly
+                self._say(f"{phase}: checkpoint {path} cannot be read ({one_line(err)[:120]})")
+                continue
+            if path == prev:
+                self._say(f"{phase}: resuming from the previous checkpoint {prev} (step {state['step']})")
+            return True
+        if last.exists() or prev.exists():
+            self._say(f"{phase}: no readable checkpoint in {folder}; starting the phase over")
+        return False
+
+    def _say(self, line: str) -> None:
+        if self.fabric.is_global_zero:
+            print(line, file=sys.stderr, flush=True)
 
     def _shard(self, batch: dict) -> dict:
         """Under DDP each rank trains on its share of the step's global batch."""
@@ -238,34 +289,64 @@ class Engine:
         return bool(self.fabric.all_reduce(flag, reduce_op="max") > 0)
 
 
-class _Progress:
-    """A rich progress bar with loss, images/s and ETA; silent when disabled."""
+def _verify(path: Path) -> None:
+    """Read a freshly written checkpoint back; raises if it is not a complete file."""
+    torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
-    def __init__(self, ph: Phase, enabled: bool, start: int, console=None):
+
+class _Progress:
+    """Where a run can be watched. On a terminal, a rich progress bar with loss, images/s and
+    ETA; otherwise (piped, redirected, a SLURM or local job's log) a plain line every
+    ``every_s`` seconds and at the last step. Silent when disabled."""
+
+    def __init__(self, ph: Phase, enabled: bool, start: int, console=None, every_s: float = 30.0):
         self.enabled, self.ph, self.start = enabled, ph, start
-        self.console = console
+        self.console, self.every_s = console, every_s
         self.bar = None
+        self.plain = False
 
     def __enter__(self):
-        if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("loss {task.fields[loss]:.4f}"),
-                                TextColumn("{task.fields[ips]:.0f} img/s"),
-                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                console=self.console, transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.ph.name, total=self.ph.steps, completed=self.start,
-                                          loss=float("nan"), ips=0.0)
-            self.t0 = time.perf_counter()
+        if not self.enabled:
+            return self
+        from rich.console import Console
+
+        self.console = self.console or Console()
+        self.t0 = time.perf_counter()
+        if not self.console.is_terminal:
+            self.plain, self.next_line = True, self.t0
+            return self
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}"),
+                            TextColumn("{task.fields[ips]:.0f} img/s"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=self.console, transient=False)
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.ph.name, total=self.ph.steps, completed=self.start,
+                                      loss=float("nan"), ips=0.0)
         return self
 
     def update(self, done: int, loss: float) -> None:
+        if self.bar is None and not self.plain:
+            return
+        now = time.perf_counter()
+        ips = (done - self.start) * self.ph.images_per_step / max(1e-9, now - self.t0)
         if self.bar is not None:
-            ips = (done - self.start) * self.ph.images_per_step / max(1e-9, time.perf_counter() - self.t0)
             self.bar.update(self.task, completed=done, loss=loss, ips=ips)
+        elif now >= self.next_line or done == self.ph.steps:
+            self.next_line = now + self.every_s
+            eta = (self.ph.steps - done) / max(1e-9, done - self.start) * (now - self.t0)
+            self.console.print(f"{self.ph.name} step {done}/{self.ph.steps} loss {loss:.4f} "
+                               f"{ips:.0f} img/s elapsed {_clock(now - self.t0)} ETA {_clock(eta)}",
+                               markup=False, highlight=False, soft_wrap=True)
+            self.console.file.flush()
 
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -52,8 +52,9 @@ def summary_line(record: dict) -> str:
             f"  finetune {c.get('finetune_flops', 0) / 1e12:.3g} TFLOP  {c.get('wall_s', 0):.0f} s")
 
 
-def check_launcher(cfg: DictConfig) -> str:
-    """``launcher.name`` after the checks that need no cluster; UserError on bad settings."""
+def check_launcher(cfg: DictConfig, submitting: bool = True) -> str:
+    """``launcher.name`` after the checks that need no cluster; UserError on bad settings.
+    ``submitting`` False (a dry run): a plan needs no ``sbatch`` on this machine."""
     launcher = cfg.launcher
     if launcher.name not in LAUNCHERS:
         raise UserError(f"unknown launcher {launcher.name!r}; "
@@ -74,7 +75,7 @@ def check_launcher(cfg: DictConfig) -> str:
             raise UserError(f"launcher.{key} must be >= 1 (got {launcher[key]})")
     if launcher.max_requeues < 0:
         raise UserError(f"launcher.max_requeues must be >= 0 (got {launcher.max_requeues})")
-    if launcher.name == "slurm" and shutil.which("sbatch") is None:
+    if submitting and launcher.name == "slurm" and shutil.which("sbatch") is None:
         raise UserError("--launcher slurm: sbatch not found, SLURM is not available on this "
                         "machine (use --launcher local to run in a subprocess here)")
     return launcher.name

@@ -11,6 +11,7 @@ its engine checkpoints let the next attempt resume where it stopped.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -113,7 +114,6 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
         result = _train(cfg, method_cls, backbone, data, engine, folder, total_flops)
         result.key = key
         if bad := non_finite(backbone.net.state_dict()):
-            import shutil
             shutil.rmtree(folder / "ckpt", ignore_errors=True)   # a retry starts over
             raise TrainingError(
                 f"pre-training {cfg.method.name} (pretrain.lr={cfg.pretrain.lr:g}, "
@@ -126,6 +126,7 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
             write_json_atomic(folder / CURVE, result.curve)
             write_json_atomic(folder / META, meta)
             tmp.replace(folder / WEIGHTS)
+            shutil.rmtree(folder / "ckpt", ignore_errors=True)   # the cached backbone replaces it
         fabric.barrier()
         return result
 

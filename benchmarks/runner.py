@@ -7,6 +7,7 @@ checkpoints let the requeued job finish it.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     record = base_record(cfg, rid)
     engine = None
     try:
-        engine = Engine(cfg.engine, console=console)
+        engine = Engine(cfg.engine, console=console, log_dir=results / rid / "logs")
         backbone = backbone.to(engine.device)
         img = image_flops(backbone, cfg.pretrain.res, engine.device)
         total = budget_flops(budget, img, data.pretrain_size(), cfg.pretrain.batch_size)
@@ -124,4 +125,5 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     record["provenance"] = provenance.collect(started)
     if engine.fabric.is_global_zero:            # under DDP one record, from rank 0
         write_record(results, record)
+        shutil.rmtree(results / rid / "ckpt", ignore_errors=True)   # an ok record needs none
     return record

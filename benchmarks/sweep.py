@@ -178,15 +178,15 @@ def expand(spec: SweepSpec, overrides: list[str], launcher: str | None) -> list[
     return runs
 
 
-def compose_runs(path: Path, spec: SweepSpec, overrides: list[str], launcher: str | None
-                 ) -> list[DictConfig]:
+def compose_runs(path: Path, spec: SweepSpec, overrides: list[str], launcher: str | None,
+                 need_data: bool = True) -> list[DictConfig]:
     """The resolved config of every distinct run (the first of equal run ids is kept)."""
     from benchmarks import compose
 
     cfgs, seen = [], set()
     for words in expand(spec, overrides, launcher):
         try:
-            cfg = compose.load(words)
+            cfg = compose.load(words, need_data)
         except UserError as err:
             raise UserError(f"{path}: {one_line(err)}") from None
         if cfgs and (cfg.launcher != cfgs[0].launcher
@@ -247,26 +247,47 @@ def _image_flops(backbone: str, res: int) -> float:
     return image_flops(create_backbone(backbone), res)
 
 
+def _here(root: str | None) -> Path | None:
+    """``root`` as a folder that exists on this machine, else None."""
+    path = Path(root).expanduser() if root else None
+    return path if path is not None and path.is_dir() else None
+
+
 def _pretrain_size(cfg: DictConfig) -> int:
+    """Pre-training images of the mixture: counted where the data are here, else as published."""
     from benchmarks.data import open_source
+    from benchmarks.data.sources import PUBLISHED_SIZES
 
     n = 0
     for src in cfg.pretrain.sources:
         if src.name.startswith("synthetic"):
             n += int(src.n)
+        elif (root := _here(src.root)) is None:
+            n += PUBLISHED_SIZES[src.name]
         else:
-            n += len(open_source(src.name, Path(src.root).expanduser(), cfg.pretrain.res))
+            n += len(open_source(src.name, root, cfg.pretrain.res))
     return n
 
 
 def _labelled_size(cfg: DictConfig) -> int:
     """Labelled fine-tuning images: the training split's, less validation, times the fraction."""
+    from benchmarks.data.sources import PUBLISHED_SIZES
+
     if cfg.data.name == "synthetic":
         n = int(cfg.data.n_train)
+    elif (root := _here(cfg.data.root)) is None:
+        n = PUBLISHED_SIZES[cfg.data.name]
     else:
-        rgb = Path(cfg.data.root).expanduser() / "training" / "rgb"
-        n = sum(1 for p in rgb.iterdir() if p.suffix == ".jpg")
+        n = sum(1 for p in (root / "training" / "rgb").iterdir() if p.suffix == ".jpg")
     return max(1, round(n * (1 - cfg.data.val_fraction) * cfg.finetune.label_fraction))
+
+
+def data_missing(cfg: DictConfig) -> list[str]:
+    """The real data folders of ``cfg`` that are not on this machine (a plan then uses the
+    published sizes)."""
+    roots = [] if cfg.data.name == "synthetic" else [cfg.data.root]
+    roots += [src.root for src in cfg.pretrain.sources if not src.name.startswith("synthetic")]
+    return [str(r) for r in roots if _here(r) is None]
 
 
 def estimate_flops(cfg: DictConfig, pretrains: bool) -> tuple[float, float]:
@@ -337,6 +358,11 @@ def describe(plan: Plan, title: str, dry_run: bool) -> None:
     console.print(f"fine-tunes: {len(plan.todo)} to run, {waiting} of them after a pre-training")
     console.print(f"compute (estimate): pre-training {_flops(pre)} + fine-tuning {_flops(fine)}"
                   f" = {_flops(pre + fine)}")
+    missing = sorted({root for r in plan.runs for root in data_missing(r.cfg)})
+    if missing:
+        console.print(f"data not on this machine ({', '.join(missing)}): the estimate uses the "
+                      f"published sizes (FreiHAND 130,240, YouTube3DHands 47,125 training images)",
+                      soft_wrap=True)
 
 
 def submit(plan: Plan, results: Path, wait: bool) -> int:
@@ -405,8 +431,8 @@ def main(file: Path, results: Path, launcher: str | None = None, dry_run: bool =
          wait: bool = False, overrides: list[str] | None = None) -> int:
     path = Path(file)
     spec = load_spec(path)
-    cfgs = compose_runs(path, spec, list(overrides or []), launcher)
-    launch.check_launcher(cfgs[0])
+    cfgs = compose_runs(path, spec, list(overrides or []), launcher, need_data=not dry_run)
+    launch.check_launcher(cfgs[0], submitting=not dry_run)
     plan = make_plan(spec.name, cfgs, Path(results))
     describe(plan, f"sweep {plan.name} ({path})", dry_run)
     if dry_run:

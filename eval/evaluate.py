@@ -93,6 +93,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def warn_scale(pred: np.ndarray, gt: np.ndarray, path: Path) -> None:
+    """One line on stderr when the predictions' scale is implausible for metres: a hand's
+    joints spread over about 0.1 m and sit about 0.5 m from the camera; predictions 100x or
+    1000x larger are centimetres or millimetres (PA-EPE survives that, EPE does not)."""
+    import sys
+
+    ratio = float(np.median(np.linalg.norm(pred, axis=-1)) / max(np.median(np.linalg.norm(gt, axis=-1)), 1e-12))
+    if ratio > 30 or ratio < 1 / 30:
+        unit = "millimetres" if 300 < ratio < 3000 else "centimetres" if 30 < ratio <= 300 else "another unit"
+        fix = {"millimetres": "divide by 1000", "centimetres": "divide by 100"}.get(unit, "convert to metres")
+        print(f"bench evaluate: warning: {path.name} is {ratio:.0f}x the ground truth's scale; the "
+              f"predictions look like {unit} ({fix}): FreiHAND scores metres", file=sys.stderr)
+
+
 def metrics_table(metrics: dict[str, Any], title: str | None = None) -> Table:
     """The headline scores as a rich table (errors in mm)."""
     table = Table(title=title)
@@ -118,6 +132,7 @@ def main(pred_path: str | os.PathLike, gt_dir: str | os.PathLike, out_path: str 
     pred = load_predictions(pred_path)
     if len(pred) != len(gt):
         raise UserError(f"{pred_path}: {len(pred)} predictions for {len(gt)} ground-truth samples in {gt_dir / GT_XYZ}")
+    warn_scale(pred, gt, pred_path)
     metrics = freihand_metrics(pred, gt)
     (console or Console()).print(metrics_table(metrics, title=f"FreiHAND keypoints: {pred_path.name}"))
     if out_path is not None:

@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.cli import main
 
-SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "data", "methods", "status"]
+SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "data", "methods", "status", "clean"]
 
 
 def bench(*args, **kw):

@@ -86,3 +86,66 @@ def test_no_decay_on_biases_and_norms():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 3])]
     assert len(no_decay["params"]) == 3
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])         # killed mid-write, or a full disk
+
+
+@pytest.mark.parametrize("damage", ["last", "both"])
+def test_a_truncated_checkpoint_resumes_from_the_previous_or_starts_over(tmp_path, capsys, damage):
+    """A checkpoint that cannot be read costs the steps since the one before it (or the phase),
+    never the run: the result equals the uninterrupted run's, with a line naming the files."""
+    ref_ph = _phase(tmp_path / "ref")
+    E.Engine(_cfg()).fit(ref_ph)
+
+    E.clear_stop()
+    with pytest.raises(E.Preempted):
+        E.Engine(_cfg()).fit(_phase(tmp_path / "cut", stop_at=17))   # saves at 7, 14 and 17
+    E.clear_stop()
+    last, prev = tmp_path / "cut" / E.CKPT, tmp_path / "cut" / E.PREV
+    assert torch.load(prev, weights_only=False)["step"] == 14
+    _truncate(last)
+    if damage == "both":
+        _truncate(prev)
+    capsys.readouterr()
+    resumed_ph = _phase(tmp_path / "cut")
+    out = E.Engine(_cfg()).fit(resumed_ph)
+    err = capsys.readouterr().err
+    assert f"checkpoint {last} cannot be read" in err
+    if damage == "last":
+        assert out.resumed_from == 14 and f"resuming from the previous checkpoint {prev}" in err
+    else:
+        assert out.resumed_from == 0 and "starting the phase over" in err
+    for a, b in zip(ref_ph.module.state_dict().values(), resumed_ph.module.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    E.Engine(EngineConfig(checkpoint_every=7, log_every=3, progress=True, progress_every_s=0.0),
+             console=Console(file=buf)).fit(_phase(tmp_path, steps=5))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 5 and "\x1b" not in buf.getvalue()
+    assert lines[0].startswith("pretrain step 1/5 loss ") and lines[-1].startswith("pretrain step 5/5 ")
+    assert all("img/s elapsed " in line and " ETA " in line for line in lines)
+
+
+@pytest.mark.parametrize("kind,pattern", [("csv", "pretrain/version_0/metrics.csv"),
+                                          ("tensorboard", "pretrain/version_0/events.out.tfevents.*")])
+def test_the_logger_writes_the_curve_under_the_log_folder(tmp_path, kind, pattern):
+    E.Engine(EngineConfig(checkpoint_every=7, log_every=3, progress=False, logger=kind),
+             log_dir=tmp_path / "logs").fit(_phase(tmp_path / "ck", steps=9))
+    files = list((tmp_path / "logs").glob(pattern))
+    assert len(files) == 1
+    if kind == "csv":
+        import pandas as pd
+
+        table = pd.read_csv(files[0])
+        assert table["step"].dropna().astype(int).tolist()[:3] == [3, 6, 9]
+        assert table["loss"].notna().sum() == 3

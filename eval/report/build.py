@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.errors import UserError
+from benchmarks.store import recover_dir, replace_dir
 from eval.report import figures, tables
 from eval.report.groups import HEAD, NothingToShow, head_order
 from eval.report.load import DEFAULT_HEAD, OPTIONAL, RecordProblem, Runs, load_runs
@@ -280,6 +281,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
     Raises UserError when there is no record or ``out_dir`` is not safe to replace.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    recover_dir(out_dir)                        # a report killed mid-swap gets its old folder back
     _check_out(out_dir, results_dir)
     runs = load_runs(results_dir)
     target = out_dir.resolve()
@@ -292,9 +294,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
         (staging / INDEX).write_text(index, encoding="utf-8")
         (staging / MARKER).write_text("Written by bench report; the whole folder is replaced by each call.\n",
                                       encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        replace_dir(staging, target)            # killed anywhere: the old report or the new one
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
