@@ -24,6 +24,7 @@ from benchmarks.config import EngineConfig
 from benchmarks.errors import one_line
 
 CKPT = "last.ckpt"
+NO_STEP = -1                    # first_bad's value while every loss so far was finite
 PREV = "prev.ckpt"              # the last good checkpoint before CKPT, kept until CKPT is verified
 OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
 
@@ -187,6 +188,20 @@ class Engine:
         data_s = step_s = 0.0
         t_fetch = time.perf_counter()
         module.train()
+        # No host synchronisation between logging steps: finiteness is accumulated on the
+        # device (the first bad step kept there) and read at logging, checkpoint and stop steps.
+        first_bad = torch.full((), NO_STEP, dtype=torch.long, device=self.device)
+        checked = start
+
+        def check_finite(done: int) -> None:
+            nonlocal checked
+            bad = int(first_bad)                                  # the one read, when due
+            if bad != NO_STEP:
+                raise TrainingError(f"{ph.name}: non-finite loss at step {bad} of {ph.steps} (found "
+                                    f"checking steps {checked + 1}-{done}); lower the learning rate "
+                                    f"or check the data")
+            checked = done
+
         with progress:
             for k, batch in enumerate(ph.batches(start), start=start):
                 batch = fabric.to_device(self._shard(batch))
@@ -196,17 +211,18 @@ class Engine:
                 torch.manual_seed(step_seed(ph.seed, ph.name, k) + 1)   # dropout & co. too
                 with fabric.autocast():
                     loss, logs = step_fn(module, batch, g)
-                if not torch.isfinite(loss.detach()):
-                    raise TrainingError(f"{ph.name}: non-finite loss ({loss.item()}) at step {k + 1} "
-                                        f"of {ph.steps}; lower the learning rate or check the data")
+                first_bad = torch.where(torch.isfinite(loss.detach()) | (first_bad != NO_STEP),
+                                        first_bad, k + 1)
                 opt.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 opt.step()
                 sched.step()
                 step_s += time.perf_counter() - t_step
                 done = k + 1
-                value = float(loss.detach())
-                if done % self.cfg.log_every == 0 or done == ph.steps:
+                logging = done % self.cfg.log_every == 0 or done == ph.steps
+                if logging:
+                    check_finite(done)
+                    value = float(loss.detach())
                     n = self.cfg.log_every if done % self.cfg.log_every == 0 else done % self.cfg.log_every
                     result.curve.append({"phase": ph.name, "step": done, "loss": value,
                                          "lr": sched.get_last_lr()[0],
@@ -216,8 +232,9 @@ class Engine:
                     if logger is not None:
                         logger.log_metrics({k2: v for k2, v in result.curve[-1].items()
                                             if k2 not in ("phase", "step")}, step=done)
-                progress.update(done, value)
+                    progress.update(done, value)
                 if ph.evaluate is not None and done in eval_steps:
+                    check_finite(done)
                     module.eval()
                     result.evals.append({"step": done, "images": done * ph.images_per_step,
                                          **ph.evaluate(module, done)})
@@ -227,10 +244,12 @@ class Engine:
                     module.train()
                 if done == ph.steps:
                     break
-                if self._stop_requested():
+                if (fabric.world_size == 1 or logging) and self._stop_requested():
+                    check_finite(done)
                     save(done)
                     raise Preempted(f"{ph.name} stopped at step {done}; checkpoint saved")
                 if done % self.cfg.checkpoint_every == 0:
+                    check_finite(done)                   # a checkpoint never holds a diverged model
                     save(done)
                 t_fetch = time.perf_counter()
         if logger is not None:

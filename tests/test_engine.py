@@ -1,4 +1,6 @@
 """The shared training loop: exact resume, NaN guard, deterministic data order."""
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -128,7 +130,7 @@ def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
     from rich.console import Console
 
     buf = io.StringIO()
-    E.Engine(EngineConfig(checkpoint_every=7, log_every=3, progress=True, progress_every_s=0.0),
+    E.Engine(EngineConfig(checkpoint_every=7, log_every=1, progress=True, progress_every_s=0.0),
              console=Console(file=buf)).fit(_phase(tmp_path, steps=5))
     lines = buf.getvalue().splitlines()
     assert len(lines) == 5 and "\x1b" not in buf.getvalue()
@@ -149,3 +151,29 @@ def test_the_logger_writes_the_curve_under_the_log_folder(tmp_path, kind, patter
         table = pd.read_csv(files[0])
         assert table["step"].dropna().astype(int).tolist()[:3] == [3, 6, 9]
         assert table["loss"].notna().sum() == 3
+
+
+def test_no_host_synchronisation_between_logging_steps(tmp_path, monkeypatch):
+    """Every conversion of a tensor to a Python value made by the loop itself (the points at
+    which a GPU would synchronise) falls on a logging, evaluation or checkpoint step."""
+    steps_seen = []
+    ph = _phase(tmp_path, steps=30)
+    inner = ph.loss_fn
+
+    def counting_loss(m, batch, gen):
+        steps_seen.append(len(steps_seen) + 1)
+        return inner(m, batch, gen)
+
+    ph.loss_fn = counting_loss
+    syncs = []
+    for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def wrapped(self, *a, _real=real, **kw):
+            if sys._getframe(1).f_code.co_filename.endswith("benchmarks/engine.py"):
+                syncs.append(steps_seen[-1] if steps_seen else 0)
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    E.Engine(EngineConfig(checkpoint_every=14, log_every=4, progress=False)).fit(ph)
+    allowed = {4, 8, 12, 16, 20, 24, 28, 30} | {10} | {14, 28}     # log, eval, checkpoint steps
+    assert syncs and set(syncs) <= allowed, sorted(set(syncs) - allowed)
