@@ -152,3 +152,11 @@ def test_study_index_quotes_its_report():
     table = (STUDY / "report" / "tables" / "table1_main.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|")]
     assert len(rows) > 3 and all(row in index for row in rows)
+
+
+def test_performance_table_is_the_committed_summary():
+    """The README's performance figures are the ones in results/perf/summary.json, not copies."""
+    from benchmarks.perf.summary import readme_table
+
+    summary = json.loads((ROOT / "results" / "perf" / "summary.json").read_text())
+    assert readme_table(summary) in README.read_text()

@@ -349,3 +349,16 @@ def test_dodged_series_stand_apart_on_a_log_axis_and_one_series_stays_put():
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(xs, xs[1:]))
     assert xs[0][1] * xs[-1][1] == pytest.approx(1.0)             # centred on the true value
     assert dodge([0.25], 0, 1) == [0.25]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=20))
+def test_holm_equals_statsmodels(p):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array(p)
+    present = ~np.isnan(p)
+    expected = np.full(p.shape, np.nan)
+    if present.any():
+        expected[present] = multipletests(p[present], method="holm")[1]
+    np.testing.assert_allclose(holm(p), expected, equal_nan=True, rtol=0, atol=1e-12)

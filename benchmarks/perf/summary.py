@@ -55,7 +55,7 @@ def table(summary: dict) -> Table:
     for key, value in summary.items():
         if key.startswith("render_img_per_s_"):
             t.add_row("cpu", key, f"{value:.0f}", "", "")
-        elif key.startswith("report_s_"):
+        elif key.startswith("report_s_") or key.startswith("report_read_s_"):
             t.add_row("cpu", key, f"{value:.2f}", "", "")
     notes = [f"GPU path {summary['gpu']}"] if summary["gpu"] else []
     machine = summary["machine"]
@@ -65,3 +65,42 @@ def table(summary: dict) -> Table:
                      f"(--threads 1 is steadier on a shared machine)")
     t.caption = "\n".join(notes) or None
     return t
+
+
+README_ROWS = (
+    ("`harness_vs_bare` simclr: full pre-training step (data, augmentation, loss, Adam) / bare "
+     "backbone fwd+bwd+Adam on ready tensors", "harness_vs_bare.simclr", "{:.3f}"),
+    ("`harness_vs_bare` peclr", "harness_vs_bare.peclr", "{:.3f}"),
+    ("`vs_peer_pipeline`: ours / lightly's documented SimCLR (per-sample torchvision transforms "
+     "in DataLoader workers, `NTXentLoss`)", "vs_peer_pipeline", "{:.2f}"),
+    ("fine-tune step / bare", "finetune_vs_bare", "{:.2f}"),
+    ("evaluation (predict)", "img_per_s.predict", "{:.0f} img/s"),
+)
+
+
+def readme_table(summary: dict) -> str:
+    """The README's performance table, every number from ``summary`` (``summary.json``), one
+    column per device with the machine it ran on; a device not measured says why."""
+    machine = summary["machine"]
+    cpu_name = (f"cpu: {machine['cpu']}, {machine['cores_usable']} cores"
+                + (", `--quick`" if summary["quick"] else ""))
+    columns = {"cpu": cpu_name,
+               "cuda": f"cuda: {machine['gpu']}" if "cuda" in summary["devices"]
+               else "cuda: not measured (no GPU lent)"}
+    lines = [f"| figure | {columns['cpu']} | {columns['cuda']} | target |", "|---|---|---|---|"]
+    for label, name, fmt in README_ROWS:
+        cells = []
+        for device in ("cpu", "cuda"):
+            figures = summary["devices"].get(device)
+            cells.append(fmt.format(ratio(figures, name)) if figures else "–")
+        targets = {d: TARGETS[d].get(name) for d in ("cpu", "cuda")}
+        target = " · ".join(f"≥ {t:g} ({d})" for d, t in targets.items() if t is not None) or "–"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {target} |")
+    records = summary["extras"]["report_records"]
+    render = next(k for k in summary if k.startswith("render_img_per_s_"))
+    lines.append(f"| synthetic renderer at {render.rsplit('_', 1)[1]} px | {summary[render]:.0f} img/s | – | ≥ 300 |")
+    lines.append(f"| `bench report` over {records:,} records | {summary[f'report_s_{records}']:.1f} s | – | < 3 s |")
+    if f"report_read_s_{records}" in summary:
+        lines.append(f"| reading and validating the same records alone | "
+                     f"{summary[f'report_read_s_{records}']:.2f} s | – | – |")
+    return "\n".join(lines)

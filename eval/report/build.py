@@ -25,6 +25,7 @@ call wrote it (it holds the marker file) or it is empty.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from benchmarks.store import recover_dir, replace_dir
-from eval.report import figures, tables
+from eval.report import figures, parallel, tables
 from eval.report.groups import HEAD, NothingToShow, head_order
 from eval.report.load import DEFAULT_HEAD, OPTIONAL, RecordProblem, Runs, load_runs
 from eval.report.stats import ALPHA, CONFIDENCE, POWER, aggregate, compare
@@ -240,7 +241,13 @@ def _section(heading: str, intro: str, items: tuple[Item, ...], render: Callable
     return [*lines, ""]
 
 
-def _write_part(part: Part, staging: Path) -> tuple[list[str], list[str]]:
+def _render_figure(part: Part, item: Item, staging: Path) -> list[Path]:
+    with figures.style():
+        figure = item.make(part.groups, part.runs)
+        return figures.save(figure, staging / "figures", item.stem + part.suffix)
+
+
+def _write_part(part: Part, staging: Path, drawn: dict) -> tuple[list[str], list[str]]:
     """Write one part's tables and figures into ``staging``; returns its index lines (the
     main-result section, then the tables and figures sections)."""
     built: dict[str, tables.Table] = {}
@@ -251,9 +258,7 @@ def _write_part(part: Part, staging: Path) -> tuple[list[str], list[str]]:
                             item.title + part.named)
 
     def render_figure(item: Item) -> list[Path]:
-        with figures.style():
-            figure = item.make(part.groups, part.runs)
-            return figures.save(figure, staging / "figures", item.stem + part.suffix)
+        return drawn[(part.suffix, item.stem)].result()      # NothingToShow comes back too
 
     sections = (_section("Tables" + part.named, TABLES_NOTE, TABLES, render_table, part.groups)
                 + _section("Figures" + part.named, FIGURES_NOTE, FIGURES, render_figure, part.groups))
@@ -266,10 +271,15 @@ def _write(runs: Runs, staging: Path) -> str:
     (staging / "figures").mkdir()
     mains: list[str] = []
     sections: list[str] = []
-    for part in _parts(runs):
-        main, shown = _write_part(part, staging)
-        mains += main
-        sections += shown
+    parts = _parts(runs)
+    wanted = [(part, item) for part in parts if part.groups is not None for item in FIGURES]
+    jobs = [functools.partial(_render_figure, part, item, staging) for part, item in wanted]
+    with parallel.run_all(jobs) as futures:          # figures drawn while the tables are written
+        drawn = {(part.suffix, item.stem): f for (part, item), f in zip(wanted, futures)}
+        for part in parts:
+            main, shown = _write_part(part, staging, drawn)
+            mains += main
+            sections += shown
     if not runs.table.empty:
         _flat(runs.table).to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
     return _index(runs, sections, mains)

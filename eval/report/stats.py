@@ -83,9 +83,14 @@ def holm(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     present = ~np.isnan(p)
-    if present.any():
-        from statsmodels.stats.multitest import multipletests
-        out[present] = multipletests(p[present], alpha=ALPHA, method="holm")[1]
+    # statsmodels' multipletests(method="holm") gives the same values (the tests check it) but
+    # runs a full gc.collect() per call: 0.14 s each with a report's figures in memory.
+    q = p[present]
+    order = np.argsort(q, kind="stable")
+    stepped = np.maximum.accumulate(q[order] * np.arange(len(q), 0, -1))
+    adjusted = np.empty_like(q)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    out[present] = adjusted
     return out
 
 
