@@ -37,7 +37,7 @@ from omegaconf import DictConfig
 from benchmarks import engine, jobstate, provenance
 from benchmarks.config import run_id
 from benchmarks.errors import UserError, one_line
-from benchmarks.store import write_record
+from benchmarks.record import Record, write_record
 
 PACKAGES = ("benchmarks", "methods", "eval")
 
@@ -112,11 +112,6 @@ class RunJob(submitit.helpers.Checkpointable):
         print(f"{rid}: requeue {n} of at most {self.max_requeues}", flush=True)
 
 
-def failed_record(cfg: DictConfig, error: str, started: str) -> dict:
+def failed_record(cfg: DictConfig, error: str, started: str) -> Record:
     """A ``status: failed`` record for a run that ended before ``runner.execute`` wrote one."""
-    from benchmarks.runner import base_record
-
-    record = base_record(cfg, run_id(cfg))
-    record.update(status="failed", error=error)
-    record["provenance"] = provenance.collect(started)
-    return record
+    return Record.start(cfg, run_id(cfg)).failed(error, provenance.collect(started))

@@ -1,4 +1,12 @@
-"""What a result record must hold to be read, checked the same way by every reader.
+"""The result record: its type, how it is written and read, and what it must hold.
+
+One record per run, ``<results>/<run_id>/result.json``. :class:`Record` (with :class:`Compute`)
+is its type: the runner fills one in, :func:`write` writes it atomically, and every reader
+goes through :func:`check` (or :func:`read` where a broken record may simply be skipped).
+``Record.to_json`` gives the file's JSON object, keys in a fixed order;
+``Record.from_json`` reads one back, keeping keys it does not know.
+
+What a record must hold to be read is checked the same way by every reader.
 
 ``bench report`` and ``bench status`` read records through :func:`check`, so a record that
 one calls broken the other lists with the same reason. Kinds:
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,10 @@ import numpy as np
 
 from benchmarks.errors import one_line
 from benchmarks.joints import JOINT_NAMES, joint_label
-from benchmarks.store import RECORD, SCHEMA
+from benchmarks.store import write_json_atomic
+
+SCHEMA = 1
+RECORD = "result.json"
 
 METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
 JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAND order
@@ -51,6 +62,136 @@ OPTIONAL: dict[str, str] = {**FLOORS, **DIAGNOSTICS}
 
 
 KINDS = ("ok", "failed", "unreadable", "invalid")
+
+
+@dataclass
+class Compute:
+    """What a run spent (``record["compute"]``): FLOPs, steps and images of both phases, the
+    budget they were planned from, wall-clock seconds and the device. Fields older records
+    lack read as None."""
+
+    budget_flops: float | None = None          # None: a wall-clock (hours) budget
+    budget_unfair: bool | None = None          # True for hours budgets: not compute-matched
+    pretrain_flops: float | None = None
+    finetune_flops: float | None = None
+    pretrain_steps: int | None = None
+    finetune_steps: int | None = None
+    pretrain_images: int | None = None
+    finetune_images: int | None = None
+    pretrain_step_flops: float | None = None
+    finetune_step_flops: float | None = None
+    image_flops: float | None = None           # one forward pass of one image at pre-training res
+    pretrain_cache_hit: bool | None = None
+    pretrain_key: str | None = None
+    pretrain_wall_s: float | None = None
+    finetune_wall_s: float | None = None
+    external_pretrain: str | None = None       # pre-training done elsewhere (ImageNet, a file)
+    wall_s: float | None = None
+    device: str | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Compute":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# The record's keys in file order; ``validation`` only where a validation split was scored.
+OPTIONAL_SECTIONS = ("metrics", "baselines", "probes", "labelled", "validation", "compute",
+                     "curves", "provenance")
+
+
+@dataclass
+class Record:
+    """One run's result (see the README's Records section). ``status`` "ok" with metrics,
+    or "failed" with the error line; sections a run did not reach stay None and are not
+    written."""
+
+    run_id: str
+    method: str                                # the row's name: the method, or a weights label
+    backbone: str
+    data: str
+    budget: str
+    match: str
+    label_fraction: float
+    seed: int
+    profile: str
+    config: dict[str, Any]
+    status: str | None = None
+    error: str | None = None
+    metrics: dict[str, Any] | None = None
+    baselines: dict[str, Any] | None = None    # the no-image floors on the evaluation set
+    probes: dict[str, Any] | None = None
+    labelled: dict[str, Any] | None = None     # ids and images fine-tuned on (and validated on)
+    validation: dict[str, Any] | None = None
+    compute: Compute | None = None
+    curves: dict[str, Any] | None = None       # train (pre-training), eval, finetune
+    provenance: dict[str, Any] | None = None
+    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)   # keys this version does not know
+
+    @classmethod
+    def start(cls, cfg, run_id: str) -> "Record":
+        """The record of run ``run_id`` of config ``cfg`` before it has a result."""
+        import methods
+        from benchmarks.config import to_container
+
+        return cls(run_id=run_id, method=methods.get(cfg.method.name).row_name(cfg.method),
+                   backbone=cfg.backbone, data=cfg.data.name, budget=cfg.budget, match=cfg.match,
+                   label_fraction=float(cfg.finetune.label_fraction), seed=int(cfg.seed),
+                   profile=cfg.profile, config=to_container(cfg))
+
+    def failed(self, error: str, provenance: dict[str, Any]) -> "Record":
+        """This record as a failed one: the error line and where it ran, no results."""
+        self.status, self.error, self.provenance = "failed", error, provenance
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": self.schema, "run_id": self.run_id, "status": self.status,
+                               "error": self.error}
+        for key in ("method", "backbone", "data", "budget", "match", "label_fraction", "seed",
+                    "profile", "config"):
+            out[key] = getattr(self, key)
+        for key in OPTIONAL_SECTIONS:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = asdict(value) if isinstance(value, Compute) else value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Record":
+        """A record object from a record file's JSON (raises KeyError on a missing required key;
+        :func:`check` says whether a record is whole)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in d.items() if k in known}
+        if isinstance(values.get("compute"), dict):
+            values["compute"] = Compute.from_json(values["compute"])
+        return cls(**values, extra={k: v for k, v in d.items() if k not in known})
+
+
+def record_path(results: Path, run_id: str) -> Path:
+    return Path(results) / run_id / RECORD
+
+
+def write_record(results: Path, record: Record | dict[str, Any]) -> Path:
+    """Write ``record`` to ``<results>/<run_id>/result.json`` atomically; returns the path."""
+    data = record.to_json() if isinstance(record, Record) else record
+    path = record_path(results, data["run_id"])
+    write_json_atomic(path, data)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path`` as JSON, or None when it is missing or not a JSON object."""
+    try:
+        return parse(Path(path))
+    except Invalid:
+        return None
+
+
+def stand_in(run_id: str, error: str) -> dict[str, Any]:
+    """What a waiting caller gets for a run whose job ended without writing a record: the
+    record's identifying keys, status failed and the reason. Never written to a file."""
+    return {"schema": SCHEMA, "run_id": run_id, "status": "failed", "error": error}
 
 
 @dataclass(frozen=True)
@@ -246,3 +387,9 @@ def check(path: Path) -> Checked:
     except Invalid as err:
         return Checked(path, "invalid", one_line(err), record)
     return Checked(path, "ok", None, record, row, evals, pretrain)
+
+
+def iter_records(results: Path):
+    """(path, record JSON or None) for every record file under ``results``, sorted by path."""
+    for path in sorted(Path(results).glob(f"*/{RECORD}")):
+        yield path, read_record(path)

@@ -18,14 +18,13 @@ import methods
 from benchmarks import provenance
 from benchmarks.backbone import create_backbone
 from benchmarks.budget import budget_flops, parse_budget
-from benchmarks.config import run_id, to_container
+from benchmarks.config import run_id
 from benchmarks.engine import Engine, Preempted
 from benchmarks.errors import UserError, one_line
 from benchmarks.flops import image_flops
 from benchmarks.prepare import Data
 from benchmarks.pretrain import pretrain
-from benchmarks.record import check
-from benchmarks.store import SCHEMA, record_path, write_record
+from benchmarks.record import Compute, Record, check, record_path, write_record
 
 
 class RunFailed(RuntimeError):
@@ -34,14 +33,6 @@ class RunFailed(RuntimeError):
 
 def pretrain_cache_dir(results: Path) -> Path:
     return Path(results) / ".pretrain"
-
-
-def base_record(cfg: DictConfig, rid: str) -> dict:
-    return {"schema": SCHEMA, "run_id": rid, "status": None, "error": None,
-            "method": methods.get(cfg.method.name).row_name(cfg.method), "backbone": cfg.backbone, "data": cfg.data.name,
-            "budget": cfg.budget, "match": cfg.match,
-            "label_fraction": float(cfg.finetune.label_fraction), "seed": int(cfg.seed),
-            "profile": cfg.profile, "config": to_container(cfg)}
 
 
 def existing(cfg: DictConfig, results: Path) -> dict | None:
@@ -72,7 +63,7 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     backbone = create_backbone(cfg.backbone)
     if not method_cls.pretrains:
         method_cls.init_backbone(cfg.method, backbone)   # UserError when weights are missing
-    record = base_record(cfg, rid)
+    record = Record.start(cfg, rid)
     engine = None
     try:
         engine = Engine(cfg.engine, console=console, log_dir=results / rid / "logs")
@@ -93,37 +84,35 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
         train, test = data.labelled()
         ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra,
                       val=data.validation())
-        record.update(status="ok", metrics=ft.metrics, baselines=ft.baselines, probes=probes,
-                      labelled=data.labelled_counts())
-        if ft.validation is not None:
-            record["validation"] = ft.validation
-        record["compute"] = {
-            "budget_flops": total, "budget_unfair": budget.unfair,
-            "pretrain_flops": spent, "finetune_flops": ft.flops,
-            "pretrain_steps": pre.steps if pre else 0, "finetune_steps": ft.steps,
-            "pretrain_images": pre.images if pre else 0, "finetune_images": ft.images,
-            "pretrain_step_flops": pre.step_flops if pre else 0.0,
-            "finetune_step_flops": ft.step_flops, "image_flops": img,
-            "pretrain_cache_hit": bool(pre.cache_hit) if pre else False,
-            "pretrain_key": pre.key if pre else None,
-            "pretrain_wall_s": pre.wall_s if pre else 0.0, "finetune_wall_s": ft.wall_s,
-            "external_pretrain": method_cls.external(cfg.method),
-            "wall_s": time.perf_counter() - t0, "device": engine.describe(),
-        }
-        record["curves"] = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
-                            "finetune": ft.curve}
+        record.status = "ok"
+        record.metrics, record.baselines, record.probes = ft.metrics, ft.baselines, probes
+        record.labelled, record.validation = data.labelled_counts(), ft.validation
+        record.compute = Compute(
+            budget_flops=total, budget_unfair=budget.unfair,
+            pretrain_flops=spent, finetune_flops=ft.flops,
+            pretrain_steps=pre.steps if pre else 0, finetune_steps=ft.steps,
+            pretrain_images=pre.images if pre else 0, finetune_images=ft.images,
+            pretrain_step_flops=pre.step_flops if pre else 0.0,
+            finetune_step_flops=ft.step_flops, image_flops=img,
+            pretrain_cache_hit=bool(pre.cache_hit) if pre else False,
+            pretrain_key=pre.key if pre else None,
+            pretrain_wall_s=pre.wall_s if pre else 0.0, finetune_wall_s=ft.wall_s,
+            external_pretrain=method_cls.external(cfg.method),
+            wall_s=time.perf_counter() - t0, device=engine.describe())
+        record.curves = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
+                         "finetune": ft.curve}
     except (Preempted, KeyboardInterrupt):
         raise
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure after the start becomes a record
-        record.update(status="failed", error=one_line(f"{type(err).__name__}: {err}"))
-        record["provenance"] = provenance.collect(started)
+        failed = Record.start(cfg, rid).failed(one_line(f"{type(err).__name__}: {err}"),
+                                               provenance.collect(started))
         if engine is None or engine.fabric.is_global_zero:
-            write_record(results, record)
-        raise RunFailed(record["error"]) from err
-    record["provenance"] = provenance.collect(started)
+            write_record(results, failed)
+        raise RunFailed(failed.error) from err
+    record.provenance = provenance.collect(started)
     if engine.fabric.is_global_zero:            # under DDP one record, from rank 0
         write_record(results, record)
         shutil.rmtree(results / rid / "ckpt", ignore_errors=True)   # an ok record needs none
-    return record
+    return record.to_json()

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import jobstate
-from benchmarks.record import Checked, check
-from benchmarks.store import RECORD
+from benchmarks.record import RECORD, Checked, check, stand_in
 
 STATES = ("running", "pending", "failed", "unreadable", "invalid", "ok")
 SLURM_PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
@@ -190,8 +189,7 @@ def collect(results: Path) -> list[RunState]:
 def wait_for(results: Path, rids: list[str], poll_s: float = 5.0, log=print) -> list[dict]:
     """Block until every run in ``rids`` has ended; their records, in order.
 
-    A run whose job ended without a record gets a stand-in ``{"run_id", "status": "failed",
-    "error"}``. Prints each run's changes of state.
+    A run whose job ended without a record gets a stand-in (``benchmarks.record.stand_in``). Prints each run's changes of state.
     """
     seen: dict[str, str] = {}
     while True:
@@ -204,8 +202,8 @@ def wait_for(results: Path, rids: list[str], poll_s: float = 5.0, log=print) -> 
                 log(f"{rid}: {word}" + (f" (job {st.job_id})" if st and st.job_id else ""))
         if all(st is not None and st.state not in ("pending", "running") for st in states.values()):
             return [st.record if st.state in ("ok", "failed")
-                    else {"run_id": rid, "status": "failed", "error": f"{st.state} record: {st.error}"
-                          if st.state in ("unreadable", "invalid") else st.error}
+                    else stand_in(rid, f"{st.state} record: {st.error}"
+                                  if st.state in ("unreadable", "invalid") else st.error)
                     for rid, st in states.items()]
         time.sleep(poll_s)
 

@@ -1,9 +1,6 @@
-"""Result records: ``<results>/<run_id>/result.json``, written atomically.
-
-A record is written to a temporary file in the same folder and renamed over the target, so
-a reader sees either the old record or the whole new one, never a partial file, even with
-many jobs finishing at once.
-"""
+"""Files written so that a reader never sees half of one: JSON (records, metas, curves, job
+files) written to a temporary file in the same folder and renamed over the target, and whole
+folders (a report) swapped in. Records themselves are ``benchmarks.record``."""
 from __future__ import annotations
 
 import json
@@ -11,9 +8,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-SCHEMA = 1
-RECORD = "result.json"
 
 
 def default_results() -> Path:
@@ -93,28 +87,3 @@ def _jsonable(x):
     if hasattr(x, "item"):
         return x.item()
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def record_path(results: Path, run_id: str) -> Path:
-    return Path(results) / run_id / RECORD
-
-
-def write_record(results: Path, record: dict) -> Path:
-    path = record_path(results, record["run_id"])
-    write_json_atomic(path, record)
-    return path
-
-
-def read_record(path: Path) -> dict | None:
-    """The record at ``path``, or None when it is missing or unreadable."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def iter_records(results: Path):
-    """(path, record or None) for every record file under ``results``, sorted by path."""
-    for path in sorted(Path(results).glob(f"*/{RECORD}")):
-        yield path, read_record(path)

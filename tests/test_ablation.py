@@ -1,7 +1,7 @@
 """The ablation table labels each row by what its config changes, computed, never typed."""
 from benchmarks import compose
 from benchmarks.config import to_container
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report.ablation import changes, markdown, rows
 from eval.report.example import example_record
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report.example import example_record
 
 

@@ -83,5 +83,5 @@ def test_quick_machinery_writes_a_summary_with_every_figure(tmp_path, data_cache
         assert measured == ["cpu"]
         assert summary["gpu"].startswith("skipped")
         assert any("GPU path skipped" in line for line in lines)
-    rows = len(summary["targets"]) + len(measured) * (1 + len(VARIANTS)) + 2
+    rows = len(summary["targets"]) + len(measured) * (1 + len(VARIANTS)) + 3   # render, report, read
     assert table(summary).row_count == rows

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.cli import main
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report.example import example_record
 from tests.data_trees import freihand_tree, youtube_tree
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.errors import UserError
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report import build_report
 from eval.report.example import example_record, failed_record
 from eval.report.figures import method_colours
@@ -120,7 +121,7 @@ def test_every_bad_record_is_kept_with_a_reason(tmp_path):
     write_record(tmp_path, short)
     runs = load_runs(tmp_path)
     assert list(runs.table["seed"]) == [0] and runs.n_files == 6
-    reasons = {p.run[-2:]: (p.kind, p.reason) for p in runs.problems}
+    reasons = {re.search(r"-(s\d)-", p.run).group(1): (p.kind, p.reason) for p in runs.problems}
     assert reasons["s1"] == ("failed", "CUDA out of memory at step 3")             # one line
     assert reasons["s2"][0] == "unreadable" and reasons["s2"][1].startswith("truncated JSON")
     assert reasons["s3"][0] == "unreadable" and reasons["s3"][1].startswith("not valid JSON")
@@ -208,7 +209,7 @@ def test_present_but_broken_new_fields_make_the_record_invalid(tmp_path):
     broken(5, lambda r: r["metrics"].update(epe_2d_px=None, auc_2d=None))       # null: not recorded
     broken(6, lambda r: r.pop("baselines"))                                      # absent: not recorded
     runs = load_runs(tmp_path)
-    reasons = {p.run[-2:]: (p.kind, p.reason) for p in runs.problems}
+    reasons = {re.search(r"-(s\d)-", p.run).group(1): (p.kind, p.reason) for p in runs.problems}
     assert reasons == {
         "s0": ("invalid", "baselines.canonical_hand.pa_epe_mm is '12', not a finite number"),
         "s1": ("invalid", "metrics.epe_2d_px is -1.0, below 0"),

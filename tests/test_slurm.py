@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import jobstate, status
-from benchmarks.store import read_record, record_path
+from benchmarks.record import read_record, record_path
 from slurm_cluster import SlurmCluster, unavailable
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(unavailable() is not None,

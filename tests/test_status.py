@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import jobstate, status
 from benchmarks.cli import main as bench
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report.example import example_record, failed_record
 
 RUN = {"method": "simclr", "backbone": "resnet18", "budget": "1ep", "label_fraction": 0.5,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 
-from benchmarks.store import iter_records, read_record, record_path, write_record
+from benchmarks.record import iter_records, read_record, record_path, write_record
 
 WRITERS = 32
 

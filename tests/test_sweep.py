@@ -14,7 +14,7 @@ from benchmarks import jobstate, status, sweep
 from benchmarks.cli import main as bench
 from benchmarks.errors import UserError
 from benchmarks.pretrain import META, WEIGHTS
-from benchmarks.store import iter_records, write_record
+from benchmarks.record import iter_records, write_record
 from eval.report.example import example_record, failed_record
 
 SMOKE = {"profile": "smoke", "budget": "1ep"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.store import write_record
+from benchmarks.record import write_record
 from eval.report import build_report
 from eval.report.example import example_record
 from eval.report.load import load_runs

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.config import run_id, semantic
-from benchmarks.store import read_record, record_path
+from benchmarks.record import read_record, record_path
 
 COLUMNS = ("#", "change", "steps", "wall s", "2D px", "zrel L1", "root L1", "PA-EPE mm",
            "floor mm", "val PA-EPE mm")

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import scipy.integrate
 
-from benchmarks.store import SCHEMA
+from benchmarks.config import run_id
+from benchmarks.record import Compute, Record
 
 THRESHOLDS_MM = np.linspace(0.0, 50.0, 100)
 THRESHOLDS_2D = np.linspace(0.0, 0.1, 100)       # fractions of the crop side, as eval.metrics
@@ -54,7 +55,7 @@ def _newer_fields(record: dict[str, Any], pa_epe_mm: float, floor_pa_epe_mm: flo
     for point in record["curves"]["eval"]:
         decay = point["pa_epe_mm"] / pa_epe_mm
         point.update(epe_2d_px=epe_2d_px * decay, zrel_l1=zrel_l1 * decay, z_root_l1=z_root_l1 * decay)
-    record["config"]["finetune"] = {"head": head}
+    record["config"]["finetune"]["head"] = head
 
 
 def example_record(method: str, seed: int, pa_epe_mm: float, *, epe_mm: float | None = None,
@@ -73,35 +74,40 @@ def example_record(method: str, seed: int, pa_epe_mm: float, *, epe_mm: float | 
     epe_2d_px = 0.4 * pa_epe_mm if epe_2d_px is None else epe_2d_px
     pa_pck, pa_auc = _pck(pa_epe_mm)
     pck, auc = _pck(epe_mm)
-    run_id = f"{method}-{backbone}-{data}-{budget}-{match}-{label_fraction:g}-{profile}-s{seed}"
-    run_id += "" if head == "regression" else f"-{head}"
     external = "imagenet-1k supervised" if method == "imagenet" else None
     evals = [{"step": 100 * (k + 1), "images": 100 * (k + 1) * 32,
               "pa_epe_mm": pa_epe_mm * (1.0 + 2.0 / (k + 1) - 2.0 / eval_steps),
               "epe_mm": epe_mm * (1.0 + 2.0 / (k + 1) - 2.0 / eval_steps), "pa_auc": pa_auc}
              for k in range(eval_steps)]
-    record = {
-        "schema": SCHEMA, "run_id": run_id, "status": "ok", "error": None,
-        "method": method, "backbone": backbone, "data": data, "budget": budget, "match": match,
-        "label_fraction": label_fraction, "seed": seed, "profile": profile,
-        "config": {"method": {"name": method}, "seed": seed, "profile": profile},
-        "metrics": {"epe_mm": epe_mm, "pa_epe_mm": pa_epe_mm, "auc": auc, "pa_auc": pa_auc,
-                    "pck_thresholds_mm": THRESHOLDS_MM.tolist(), "pck": pck, "pa_pck": pa_pck,
-                    "per_joint_pa_epe_mm": (pa_epe_mm * JOINT_FACTORS).tolist(),
-                    "per_joint_epe_mm": (epe_mm * JOINT_FACTORS).tolist()},
-        "probes": dict(probes or {}),
-        "compute": {"pretrain_flops": pretrain_flops, "finetune_flops": finetune_flops,
-                    "pretrain_steps": 100, "finetune_steps": 100 * eval_steps,
-                    "pretrain_images": 6400, "finetune_images": 3200 * eval_steps, "wall_s": 12.5,
-                    "device": "cpu", "pretrain_cache_hit": False, "external_pretrain": external,
-                    "budget_flops": pretrain_flops},
-        "provenance": {"git_sha": "0" * 40, "git_dirty": False, "versions": {}, "host": "example",
-                       "slurm_job_id": None, "started": "2025-01-01T00:00:00",
-                       "finished": "2025-01-01T00:01:00"},
-        "curves": {"train": [] if method in ("random", "imagenet") else
-                   [{"phase": "pretrain", "step": 10 * (k + 1), "loss": 4.0 - 0.3 * k + 0.05 * seed}
-                    for k in range(4)], "eval": evals},
-    }
+    config = {"method": {"name": method}, "backbone": backbone, "data": {"name": data},
+              "budget": budget, "match": match, "seed": seed, "profile": profile,
+              "finetune": {"label_fraction": label_fraction}}
+    pretrains = pretrain_flops > 0
+    record = Record(
+        run_id=run_id(config) + ("" if head == "regression" else f"-{head}"), status="ok",
+        method=method, backbone=backbone, data=data, budget=budget, match=match,
+        label_fraction=label_fraction, seed=seed, profile=profile, config=config,
+        metrics={"epe_mm": epe_mm, "pa_epe_mm": pa_epe_mm, "auc": auc, "pa_auc": pa_auc,
+                 "pck_thresholds_mm": THRESHOLDS_MM.tolist(), "pck": pck, "pa_pck": pa_pck,
+                 "per_joint_pa_epe_mm": (pa_epe_mm * JOINT_FACTORS).tolist(),
+                 "per_joint_epe_mm": (epe_mm * JOINT_FACTORS).tolist()},
+        probes=dict(probes or {}),
+        compute=Compute(budget_flops=pretrain_flops, budget_unfair=False,
+                        pretrain_flops=pretrain_flops, finetune_flops=finetune_flops,
+                        pretrain_steps=100 if pretrains else 0, finetune_steps=100 * eval_steps,
+                        pretrain_images=6400 if pretrains else 0, finetune_images=3200 * eval_steps,
+                        pretrain_step_flops=pretrain_flops / 100, finetune_step_flops=finetune_flops / max(1, 100 * eval_steps),
+                        image_flops=pretrain_flops / 6400 / 3 if pretrains else 0.0,
+                        pretrain_cache_hit=False, pretrain_key="0" * 16 if pretrains else None,
+                        pretrain_wall_s=5.0 if pretrains else 0.0, finetune_wall_s=7.5,
+                        external_pretrain=external, wall_s=12.5, device="cpu"),
+        curves={"train": [] if method in ("random", "imagenet") else
+                [{"phase": "pretrain", "step": 10 * (k + 1), "loss": 4.0 - 0.3 * k + 0.05 * seed}
+                 for k in range(4)], "eval": evals},
+        provenance={"git_sha": "0" * 40, "git_dirty": False, "versions": {}, "host": "example",
+                    "slurm_job_id": None, "started": "2025-01-01T00:00:00",
+                    "finished": "2025-01-01T00:01:00"},
+    ).to_json()
     if not legacy:
         _newer_fields(record, pa_epe_mm, floor_pa_epe_mm, epe_2d_px, head)
     return record
