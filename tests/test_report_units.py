@@ -363,3 +363,26 @@ def test_holm_equals_statsmodels(p):
     if present.any():
         expected[present] = multipletests(p[present], method="holm")[1]
     np.testing.assert_allclose(holm(p), expected, equal_nan=True, rtol=0, atol=1e-12)
+
+
+def test_label_efficiency_table_marks_the_fractions_that_do_not_beat_the_floor(tmp_path):
+    """A small label fraction whose runs stay above the no-image floor is marked in Table 2,
+    cell by cell, and its CSV says which; a fraction below the floor is not."""
+    for method, few, full in (("random", 25.0, 15.5), ("simclr", 18.0, 15.0)):
+        for seed in range(3):
+            for fraction, value in ((0.25, few), (1.0, full)):
+                write_record(tmp_path / "runs", example_record(
+                    method, seed, value + 0.1 * seed, floor_pa_epe_mm=19.5, label_fraction=fraction))
+    build_report(tmp_path / "runs", tmp_path / "report")
+    tables = tmp_path / "report" / "tables"
+    md = (tables / "table2_label_efficiency.md").read_text()
+    header, _, *rows = [line.strip("| ").split(" | ") for line in md.splitlines() if line.startswith("|")]
+    cells = {row[0]: dict(zip(header, row)) for row in rows}
+    assert cells["random"]["PA-EPE (mm), 25% labels"] == "25.10 ± 0.10 †"
+    assert cells["random"]["PA-EPE (mm), 100% labels"] == "15.60 ± 0.10"
+    assert cells["simclr"]["PA-EPE (mm), 25% labels"] == "18.10 ± 0.10"
+    assert "† = the cell's mean PA-EPE is not below its no-image floor" in md
+    data = pd.read_csv(tables / "table2_label_efficiency.csv")
+    marked = {(m, f): v for m, f, v in zip(data["method"], data["label_fraction"], data["not_below_floor"])}
+    assert marked == {("random", 0.25): True, ("random", 1.0): False,
+                      ("simclr", 0.25): False, ("simclr", 1.0): False}

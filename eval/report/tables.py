@@ -53,6 +53,9 @@ COLUMNS_2D = ("epe_2d_px_mean", "epe_2d_px_std", "epe_2d_frac_mean", "epe_2d_fra
               "auc_2d_std")
 COLUMNS_FLOOR = (FLOOR, "floor_pa_auc_mean", "floor_epe_mm_mean", "one_point_pa_epe_mm_mean",
                  "not_below_floor")
+CELL_FLOOR_NOTE = (f"{FLOOR_MARK} = the cell's mean PA-EPE is not below its no-image floor (one constant "
+                   f"canonical hand, {FLOOR} in the CSV): it does not beat a predictor that ignores "
+                   f"the image, and ranks nothing.")
 LATEX = {"±": r"$\pm$", "–": "--", "·": r"$\cdot$", FLOOR_MARK: r"$^\dagger$"}
 
 
@@ -252,13 +255,19 @@ def label_efficiency_table(groups: pd.DataFrame) -> Table:
     for fraction in sorted(ordered["label_fraction"].unique()):
         cells = ordered[ordered["label_fraction"] == fraction]
         cells = rows.merge(cells, on=[*keys, "method"], how="left")
-        shown[f"PA-EPE (mm), {fraction_label(fraction)} labels"] = [
-            mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
-    data = _data(ordered, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
-                           "pa_epe_mm_ci_high", *(f"pa_epe_mm_vs_random_{s}" for s in COMPARISON)])
+        shown[f"PA-EPE (mm), {fraction_label(fraction)} labels"] = _pa_epe_cells(cells)
+    has_floor = _has(ordered, FLOOR)
+    columns = ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
+               "pa_epe_mm_ci_high", *(f"pa_epe_mm_vs_random_{s}" for s in COMPARISON)]
+    if has_floor:
+        ordered = ordered.assign(not_below_floor=not_below_floor(ordered).where(ordered[FLOOR].notna()))
+        columns += [FLOOR, "not_below_floor"]
+    notes = [STATS_NOTE, "Labels: the fraction of the labelled training set used for fine-tuning; "
+             "n per cell in the CSV."]
+    if bool(not_below_floor(ordered).any()):
+        notes.append(CELL_FLOOR_NOTE)
     setting = setting_line(ordered, [k for k in SETTING_KEYS if k != "label_fraction"])
-    return Table(shown, data, setting, (STATS_NOTE, "Labels: the fraction of the labelled training "
-                                        "set used for fine-tuning; n per cell in the CSV."), len(keys) + 1)
+    return Table(shown, _data(ordered, columns), setting, tuple(notes), len(keys) + 1)
 
 
 def protocol_table(groups: pd.DataFrame) -> Table:
@@ -271,8 +280,7 @@ def protocol_table(groups: pd.DataFrame) -> Table:
     shown = _labels(rows, keys)
     for match in match_order(main["match"]):
         cells = rows.merge(main[main["match"] == match], on=[*keys, "method"], how="left")
-        shown[f"PA-EPE (mm), match={match}"] = [
-            mean_std(m, s, 2) for m, s in zip(cells["pa_epe_mm_mean"], cells["pa_epe_mm_std"])]
+        shown[f"PA-EPE (mm), match={match}"] = _pa_epe_cells(cells)
         changes = zip(cells["pa_epe_mm_vs_random_pct"], cells["pa_epe_mm_vs_random_p_holm"])
         shown[f"vs random, match={match}"] = [change(pct, p) for pct, p in changes]
     data = _data(main, ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
@@ -281,7 +289,7 @@ def protocol_table(groups: pd.DataFrame) -> Table:
     notes = (STATS_NOTE, CHANGE_NOTE.replace("vs random / vs imagenet", "vs random"),
              "match=pretrain: every method gets the same pre-training compute and the same fine-tuning; "
              "match=total: the same pre-training + fine-tuning compute, so an init without "
-             "pre-training fine-tunes longer.")
+             "pre-training fine-tunes longer.") + ((CELL_FLOOR_NOTE,) if bool(not_below_floor(main).any()) else ())
     setting = setting_line(main, [k for k in SETTING_KEYS if k != "match"])
     return Table(shown, data, setting, notes, len(keys) + 1)
 
