@@ -34,6 +34,7 @@ from benchmarks import jobstate, provenance
 from benchmarks.config import run_id
 from benchmarks.errors import UserError
 from benchmarks.job import PACKAGES, RunJob
+from benchmarks.units import flops_text
 
 LAUNCHERS = ("inprocess", "local", "slurm")
 SNAPSHOT_META = provenance.SNAPSHOT_META
@@ -47,9 +48,9 @@ def summary_line(record: dict) -> str:
     nan = float("nan")
     return (f"{record['run_id']}: {record['status']}  PA-EPE {m.get('pa_epe_mm', nan):.2f} mm"
             f"  PA-AUC {m.get('pa_auc', nan):.3f}  EPE {m.get('epe_mm', nan):.2f} mm"
-            f"  pretrain {c.get('pretrain_flops', 0) / 1e12:.3g} TFLOP"
+            f"  pretrain {flops_text(c.get('pretrain_flops', 0), trim=True)}"
             f"{' (cached)' if c.get('pretrain_cache_hit') else ''}"
-            f"  finetune {c.get('finetune_flops', 0) / 1e12:.3g} TFLOP  {c.get('wall_s', 0):.0f} s")
+            f"  finetune {flops_text(c.get('finetune_flops', 0), trim=True)}  {c.get('wall_s', 0):.0f} s")
 
 
 def check_launcher(cfg: DictConfig, submitting: bool = True) -> str:

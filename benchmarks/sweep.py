@@ -49,6 +49,7 @@ from benchmarks import launch, status
 from benchmarks.config import run_id
 from benchmarks.errors import UserError, one_line
 from benchmarks.runner import RunFailed, pretrain_cache_dir
+from benchmarks.units import flops_text
 
 TOP_KEYS = ("name", "description", "fixed", "grid")
 _PLAIN = re.compile(r"^[\w./@:+-]+$", re.ASCII)
@@ -311,12 +312,7 @@ def estimate_flops(cfg: DictConfig, pretrains: bool) -> tuple[float, float]:
 
 
 def _flops(x: float) -> str:
-    if math.isnan(x):
-        return "? (wall-clock budget)"
-    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
-        if x >= scale:
-            return f"{x / scale:.3g} {unit}"
-    return f"{x:.3g} FLOP"
+    return "? (wall-clock budget)" if math.isnan(x) else flops_text(x, trim=True)
 
 
 def describe(plan: Plan, title: str, dry_run: bool) -> None:

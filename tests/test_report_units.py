@@ -19,8 +19,9 @@ from eval.report.example import example_record, failed_record
 from eval.report.figures import method_colours
 from eval.report.groups import budget_key, method_order, sort_groups
 from eval.report.load import load_runs
-from eval.report.stats import holm, minimum_detectable, paired_p, t_interval
-from eval.report.tables import Table, change, flops, latex, markdown, mean_std
+from eval.report.stats import holm, minimum_detectable, paired_p, paired_p_groups, t_interval
+from benchmarks.units import flops_text as flops
+from eval.report.tables import Table, change, latex, markdown, mean_std
 
 
 def test_a_three_seed_interval_is_the_student_t_interval():
@@ -42,6 +43,21 @@ def test_paired_p_is_scipys_paired_t_test(pairs):
     if d.std(ddof=1) > 1e-9 * max(1.0, abs(d).max()):
         assert p == pytest.approx(scipy.stats.ttest_rel(a, b).pvalue, rel=1e-6, abs=1e-12)
     assert 0.0 <= p <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.floats(-50, 50), st.sampled_from([0.0, 0.5, 1.0])),
+                min_size=1, max_size=30))
+def test_batched_paired_p_equals_one_test_per_group(rows):
+    """The report's batched tests (one ttest_rel call per group size) give each group the
+    p-values of its own paired_p, edge cases included, wherever its rows are."""
+    codes = np.array([r[0] for r in rows])
+    diffs = np.array([[r[1], r[2]] for r in rows])
+    got = paired_p_groups(codes, diffs, 6)
+    for g in range(6):
+        own = diffs[codes == g]
+        expected = paired_p(own) if len(own) else np.full(2, np.nan)
+        np.testing.assert_allclose(got[g], expected, rtol=1e-12, equal_nan=True)
 
 
 def test_paired_p_edge_cases():
@@ -96,6 +112,8 @@ def test_method_colours_are_fixed_per_method():
 
 def test_cell_formats():
     assert flops(3.2e15) == "3.20 PFLOP" and flops(1e12) == "1.00 TFLOP" and flops(8.5e11) == "850 GFLOP"
+    assert flops(3.2e15, trim=True) == "3.2 PFLOP" and flops(1e13, trim=True) == "10 TFLOP"
+    assert flops(0.0) == "0 FLOP" and flops(float("nan")) == "?"
     assert mean_std(8.716, 0.3349, 2) == "8.72 ± 0.33" and mean_std(8.716, float("nan"), 2) == "8.72"
     assert change(-14.49, 0.01) == "-14.5%*" and change(3.21, 0.2) == "+3.2%"
     assert change(float("nan"), 0.0) == ""

@@ -52,6 +52,7 @@ class Item:
     title: str
     sentence: str
     make: Callable[[pd.DataFrame, Runs], object]
+    cost: float = 0.0      # figures: seconds to draw over the perf study's 1,000 records; costliest first
 
 
 @dataclass(frozen=True)
@@ -96,23 +97,23 @@ TABLES = (
 FIGURES = (
     Item("fig1_pa_epe", "Figure 1: PA-EPE per method",
          "PA-EPE per method with 95% Student's t confidence intervals and every seed as a dot.",
-         lambda g, r: figures.pa_epe_per_method(g, r.table)),
+         lambda g, r: figures.pa_epe_per_method(g, r.table), 0.6),
     Item("fig2_pck", "Figure 2: 3D PCK curves",
          "Aligned and unaligned 3D PCK against the error threshold, with each method's AUC in the legend.",
-         lambda g, r: figures.pck_curves(g)),
+         lambda g, r: figures.pck_curves(g), 0.9),
     Item("fig3_label_efficiency", "Figure 3: label efficiency",
          "PA-EPE against the fraction of labelled data used for fine-tuning.",
-         lambda g, r: figures.label_efficiency(g)),
+         lambda g, r: figures.label_efficiency(g), 0.4),
     Item("fig4_convergence", "Figure 4: convergence",
          "PA-EPE of the periodic evaluations against fine-tuning steps.",
-         lambda g, r: figures.convergence(g, r.table, r.evals)),
+         lambda g, r: figures.convergence(g, r.table, r.evals), 0.45),
     Item("fig5_compute", "Figure 5: accuracy against compute",
          "PA-EPE against the FLOPs spent on pre-training and fine-tuning.",
-         lambda g, r: figures.accuracy_vs_compute(g)),
+         lambda g, r: figures.accuracy_vs_compute(g), 0.8),
     Item("fig6_pretraining", "Figure 6: pre-training curves",
          "Each method's own pre-training loss against pre-training steps, mean ± 1 sd over seeds, "
          "and how far it fell from its first logged value.",
-         lambda g, r: figures.pretraining_curves(g, r.table, r.pretrain)),
+         lambda g, r: figures.pretraining_curves(g, r.table, r.pretrain), 1.1),
 )
 TABLES_NOTE = ("Every setting in the records appears in the tables; a setting shared by all rows of a table "
                "is stated above it. The CSV files hold the numbers at full precision, one row per group.")
@@ -272,16 +273,18 @@ def _write(runs: Runs, staging: Path) -> str:
     mains: list[str] = []
     sections: list[str] = []
     parts = _parts(runs)
-    wanted = [(part, item) for part in parts if part.groups is not None for item in FIGURES]
+    # the costliest figures first, so that the workers run out of work together
+    wanted = sorted(((part, item) for part in parts if part.groups is not None for item in FIGURES),
+                    key=lambda job: -job[1].cost)
     jobs = [functools.partial(_render_figure, part, item, staging) for part, item in wanted]
     with parallel.run_all(jobs) as futures:          # figures drawn while the tables are written
         drawn = {(part.suffix, item.stem): f for (part, item), f in zip(wanted, futures)}
+        if not runs.table.empty:
+            _flat(runs.table).to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
         for part in parts:
             main, shown = _write_part(part, staging, drawn)
             mains += main
             sections += shown
-    if not runs.table.empty:
-        _flat(runs.table).to_parquet(staging / "runs.parquet", engine="pyarrow", index=False)
     return _index(runs, sections, mains)
 
 

@@ -32,10 +32,12 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from eval.report.groups import (FLOOR, GROUP_KEYS, SETTING_KEYS, NothingToShow, describe, fraction_label,
                                 headline, match_order, method_order, not_below_floor, setting_line,
                                 sort_groups, varying)
+from benchmarks.units import flops_text
 from eval.report.tables import FLOOR_MARK, FLOOR_NAME
 from methods import MODULES
 
@@ -283,6 +285,26 @@ def convergence(groups: pd.DataFrame, runs: pd.DataFrame, evals: pd.DataFrame) -
     return fig
 
 
+def _flops_axis(ax, values: pd.Series, most: int = 6) -> None:
+    """A log x-axis of FLOPs labelled "36.7 TFLOP": one tick per cluster of values plotted
+    (values within 5 % of a cluster's smallest are one budget, spent to within a step) when
+    there are at most ``most`` clusters, otherwise ticks at the decades."""
+    ax.set_xscale("log")
+    clusters: list[list[float]] = []
+    for v in sorted(float(v) for v in values):
+        if clusters and v <= clusters[-1][0] * 1.05:
+            clusters[-1].append(v)
+        else:
+            clusters.append([v])
+    ticks = [float(np.exp(np.mean(np.log(c)))) for c in clusters]
+    if len(ticks) <= most:
+        ax.set_xticks(ticks, [flops_text(v, trim=True) for v in ticks])
+        ax.minorticks_off()
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: flops_text(v, trim=True)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def accuracy_vs_compute(groups: pd.DataFrame) -> Figure:
     """Figure 5: PA-EPE against compute spent (pre-training + fine-tuning FLOPs, log scale)."""
     main = headline(groups, keep=("budget", "match"))
@@ -304,8 +326,8 @@ def accuracy_vs_compute(groups: pd.DataFrame) -> Figure:
             line = line.sort_values("total_flops_mean")
             x = dodge(line["total_flops_mean"].to_list(), methods.index(method), len(methods), 0.08)
             _interval_bars(ax, x, line, colours[method], styles[match])
-        ax.set_xscale("log")
-        ax.set(xlabel="compute spent: pre-training + fine-tuning (FLOPs, log scale)", ylabel=PA_EPE_LABEL,
+        _flops_axis(ax, rows["total_flops_mean"])
+        ax.set(xlabel="compute spent: pre-training + fine-tuning (log scale)", ylabel=PA_EPE_LABEL,
                title=title)
     extra = [Line2D([], [], color="black", marker=styles[m][-1], linestyle=styles[m][:-1], label=f"match={m}")
              for m in matches] if len(matches) > 1 else []

@@ -60,6 +60,25 @@ def paired_p(diffs: np.ndarray) -> np.ndarray:
     return np.where(flat, np.where(diffs[0] == 0, 1.0, 0.0), p)
 
 
+def paired_p_groups(codes: np.ndarray, diffs: np.ndarray, n_groups: int) -> np.ndarray:
+    """:func:`paired_p` of each group of rows of ``diffs`` (rows, metrics), the group of row i
+    being ``codes[i]`` in 0..n_groups-1; one ``ttest_rel`` call per group size, not per group
+    (a 1,000-record report holds hundreds of groups). Returns (n_groups, metrics)."""
+    codes, diffs = np.asarray(codes), np.asarray(diffs, dtype=float)
+    out = np.full((n_groups, diffs.shape[1]), np.nan)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=n_groups)
+    blocks = np.split(diffs[order], np.cumsum(sizes)[:-1])
+    for size in np.unique(sizes[sizes >= 2]):
+        members = np.flatnonzero(sizes == size)
+        stacked = np.stack([blocks[g] for g in members])               # (groups, pairs, metrics)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.asarray(scipy.stats.ttest_rel(stacked, np.zeros_like(stacked), axis=1).pvalue, dtype=float)
+        flat = np.ptp(stacked, axis=1) == 0
+        out[members] = np.where(flat, np.where(stacked[:, 0] == 0, 1.0, 0.0), p)
+    return out
+
+
 @lru_cache(maxsize=None)
 def detectable_d(n: int) -> float:
     """The standardised paired difference (mean / sd of the differences) that a two-sided
@@ -171,7 +190,9 @@ def compare(table: pd.DataFrame, groups: pd.DataFrame,
         by_group = pairs.groupby(keys, sort=False)[list(METRICS)]
         spread = by_group.agg(["mean", "std", "count"])
         spread.columns = [f"{m}_{s}" for m, s in spread.columns]
-        tests = by_group.apply(lambda d: pd.Series(paired_p(d.to_numpy()), index=[f"{m}_p" for m in METRICS]))
+        codes = pairs.groupby(keys, sort=False).ngroup().to_numpy()     # the order of ``spread``
+        tests = pd.DataFrame(paired_p_groups(codes, pairs[list(METRICS)].to_numpy(), len(spread)),
+                             index=spread.index, columns=[f"{m}_p" for m in METRICS])
         spread = spread.join(tests) if len(spread) else spread.assign(**{f"{m}_p": [] for m in METRICS})
         spread = out[keys].merge(spread.reset_index(), on=keys, how="left")        # aligned with out
         for metric in METRICS:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.units import flops_text
 from eval.report.groups import (BASELINES, FLOOR, SETTING_KEYS, NothingToShow, at_full_labels, describe,
                                 fraction_label, match_order, not_below_floor, setting_line, sort_groups,
                                 varying)
@@ -93,15 +94,6 @@ def change(pct: float, p: float) -> str:
     return f"{pct:+.1f}%" + ("*" if p < ALPHA else "")
 
 
-def flops(value: float) -> str:
-    """FLOPs with an SI prefix, three significant digits: 3.2e15 -> "3.20 PFLOP"."""
-    scale, unit = next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"), (1e12, "TFLOP"),
-                                            (1e9, "GFLOP"), (1e6, "MFLOP")) if value >= s), (1.0, "FLOP"))
-    scaled = value / scale
-    decimals = 0 if scaled == 0 else max(0, 2 - math.floor(math.log10(scaled)))
-    return f"{scaled:.{decimals}f} {unit}"
-
-
 def with_holm(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (one table's groups) with ``<m>_vs_<b>_p_holm``: the raw p-values of the
     comparisons with baseline b on metric m, adjusted by Holm's method as one family."""
@@ -161,7 +153,7 @@ def main_table(groups: pd.DataFrame) -> Table:
         shown["2D EPE (px)"] = [mean_std(m, s, 2) for m, s in
                                 zip(main["epe_2d_px_mean"], main["epe_2d_px_std"])]
     shown["n"] = main["n"].astype(str)
-    shown["compute"] = [flops(f) + (" + ext." if isinstance(ext, str) else "")
+    shown["compute"] = [flops_text(f) + (" + ext." if isinstance(ext, str) else "")
                         for f, ext in zip(main["total_flops_mean"], main["external_pretrain"])]
     for baseline in BASELINES:
         changes = zip(main[f"pa_epe_mm_vs_{baseline}_pct"], main[f"pa_epe_mm_vs_{baseline}_p_holm"])
