@@ -34,6 +34,7 @@ from benchmarks import jobstate, provenance
 from benchmarks.config import run_id
 from benchmarks.errors import UserError
 from benchmarks.job import PACKAGES, RunJob
+from benchmarks.record import reusable
 from benchmarks.units import flops_text
 
 LAUNCHERS = ("inprocess", "local", "slurm")
@@ -214,8 +215,6 @@ def _global_zero() -> bool:
 
 def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool = False) -> int:
     """Run ``cfg`` where ``cfg.launcher.name`` says; returns the process exit status."""
-    from benchmarks.runner import existing
-
     from benchmarks.runner import RunFailed
 
     launcher = check_launcher(cfg)
@@ -230,8 +229,7 @@ def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool =
             print(summary_line(record))
         return 0
     rid = run_id(cfg)
-    if not force and (record := existing(cfg, results)) is not None:
-        print(f"{rid}: already done (status ok); reusing its record (--force to run again)")
+    if (record := reusable(results, rid, force)) is not None:
         print(summary_line(record))
         return 0
     job = submit_jobs(cfg, [[cfg]], results, force, name=f"bench-{rid}")[0]
@@ -252,11 +250,10 @@ def run_here(cfg: DictConfig, results: Path, force: bool = False) -> dict:
     While it runs, ``job.json`` holds this process's pid, so ``bench status`` shows it
     running; a ``UserError`` (nothing started) takes the file away again.
     """
-    from benchmarks.runner import execute, existing
+    from benchmarks.runner import execute
 
     rid = run_id(cfg)
-    if not force and (record := existing(cfg, results)) is not None:
-        print(f"{rid}: already done (status ok); reusing its record (--force to run again)")
+    if (record := reusable(results, rid, force)) is not None:
         return record
     jobstate.record_submission(results, rid, None, "inprocess", time.time(), pid=os.getpid(),
                                host=socket.gethostname())

@@ -393,3 +393,16 @@ def iter_records(results: Path):
     """(path, record JSON or None) for every record file under ``results``, sorted by path."""
     for path in sorted(Path(results).glob(f"*/{RECORD}")):
         yield path, read_record(path)
+
+
+def reusable(results: Path, run_id: str, force: bool = False, log=print) -> dict[str, Any] | None:
+    """The ok record of run ``run_id`` (checked by :func:`check`), said with ``log``, unless
+    ``force``: a finished run is never run again by accident. None when it must run."""
+    path = record_path(results, run_id)
+    if force or not path.exists():
+        return None
+    checked = check(path)
+    if checked.kind != "ok":
+        return None
+    log(f"{run_id}: already done (status ok); reusing its record (--force to run again)")
+    return checked.record

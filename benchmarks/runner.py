@@ -24,7 +24,7 @@ from benchmarks.errors import UserError, one_line
 from benchmarks.flops import image_flops
 from benchmarks.prepare import Data
 from benchmarks.pretrain import pretrain
-from benchmarks.record import Compute, Record, check, record_path, write_record
+from benchmarks.record import Compute, Record, reusable, write_record
 
 
 class RunFailed(RuntimeError):
@@ -35,22 +35,12 @@ def pretrain_cache_dir(results: Path) -> Path:
     return Path(results) / ".pretrain"
 
 
-def existing(cfg: DictConfig, results: Path) -> dict | None:
-    """The run's record if it is a valid ok record (``benchmarks.record.check``), else None."""
-    path = record_path(results, run_id(cfg))
-    if not path.exists():
-        return None
-    checked = check(path)
-    return checked.record if checked.kind == "ok" else None
-
-
 def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
             log=print) -> dict:
     """Run ``cfg`` and return its record (an existing ok record unless ``force``)."""
     results = Path(results)
     rid = run_id(cfg)
-    if not force and (rec := existing(cfg, results)) is not None:
-        log(f"{rid}: already done (status ok); reusing its record (--force to run again)")
+    if (rec := reusable(results, rid, force, log)) is not None:
         return rec
     method_cls = methods.get(cfg.method.name)
     budget = parse_budget(cfg.budget)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.errors import UserError
+from benchmarks.store import write_json_atomic
 from eval.metrics import freihand_metrics
 
 GT_XYZ = "evaluation_xyz.json"
@@ -79,20 +79,6 @@ def load_ground_truth(gt_dir: Path) -> np.ndarray:
     return _keypoints(_read_json(path), path)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def warn_scale(pred: np.ndarray, gt: np.ndarray, path: Path) -> None:
     """One line on stderr when the predictions' scale is implausible for metres: a hand's
     joints spread over about 0.1 m and sit about 0.5 m from the camera; predictions 100x or
@@ -137,7 +123,7 @@ def main(pred_path: str | os.PathLike, gt_dir: str | os.PathLike, out_path: str 
     (console or Console()).print(metrics_table(metrics, title=f"FreiHAND keypoints: {pred_path.name}"))
     if out_path is not None:
         try:
-            _write_json(Path(out_path), metrics)
+            write_json_atomic(Path(out_path), metrics)
         except OSError as err:
             raise UserError(f"cannot write {out_path}: {err.strerror or err}") from None
     return metrics
