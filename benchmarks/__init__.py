@@ -16,5 +16,6 @@ A run's life, and the module that owns each part of it (read in this order):
 ``engine``     the one training loop both phases use: steps, checkpoints, exact resume.
 ``status``     ``bench status``: a run's state from its record, its job file and the scheduler.
 ``sweep``      a study file expanded into runs, planned, and submitted through ``launch``.
-``budget``, ``flops``, ``units``: the compute budget, counted FLOPs, and how FLOPs are written.
+``compute``    the compute plan: budget -> pre-training and fine-tuning steps, estimated for
+               dry runs; ``budget`` parses budgets, ``flops`` counts FLOPs, ``units`` writes them.
 """

@@ -112,9 +112,11 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
         raise UserError("engine.logger=tensorboard needs the tensorboard package: pip install tensorboard")
     if cfg.backbone not in BACKBONES:
         raise UserError(f"unknown backbone {cfg.backbone!r}; choose one of: {', '.join(BACKBONES)}")
-    parse_budget(cfg.budget)
+    budget = parse_budget(cfg.budget)
     if cfg.match not in MATCHES:
         raise UserError(f"match must be one of: {', '.join(MATCHES)} (got {cfg.match!r})")
+    if budget.unfair and cfg.match == "total":
+        raise UserError("match=total needs a compute budget (ep, step, img, tflop, pflop), not hours")
     checks = [
         ("finetune.label_fraction", 0.0 < cfg.finetune.label_fraction <= 1.0, "in (0, 1]"),
         ("data.val_fraction", 0.0 <= cfg.data.val_fraction < 1.0, "in [0, 1)"),

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from benchmarks import batches as B
 from benchmarks.augment import Augmenter
 from benchmarks.synth.products import VERSION as SYNTH_VERSION
-from benchmarks.budget import parse_budget, plan_steps
+from benchmarks.compute import Plan
 from benchmarks.config import stable_hash, to_container
 from benchmarks.engine import Engine, Phase, TrainingError, step_generator
 from benchmarks.flops import count_step_flops
@@ -90,8 +90,9 @@ def seconds_per_step(method, source, order, device) -> float:
 
 
 def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_root: Path,
-             total_flops: float | None) -> PretrainResult:
-    """Pre-train ``backbone`` in place (or load it from the cache)."""
+             plan: Plan) -> PretrainResult:
+    """Pre-train ``backbone`` in place (or load it from the cache), for the steps ``plan``
+    gives at the method's measured cost per step."""
     key = cache_key(cfg)
     folder = Path(cache_root) / key
     fabric = engine.fabric
@@ -111,7 +112,7 @@ def pretrain(cfg: DictConfig, method_cls, backbone, data, engine: Engine, cache_
             meta = json.loads((folder / META).read_text())
             curve = json.loads((folder / CURVE).read_text()) if (folder / CURVE).exists() else []
             return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": curve})
-        result = _train(cfg, method_cls, backbone, data, engine, folder, total_flops)
+        result = _train(cfg, method_cls, backbone, data, engine, folder, plan)
         result.key = key
         if bad := non_finite(backbone.net.state_dict()):
             shutil.rmtree(folder / "ckpt", ignore_errors=True)   # a retry starts over
@@ -136,7 +137,7 @@ def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
-def _train(cfg, method_cls, backbone, data, engine: Engine, folder: Path, total: float | None
+def _train(cfg, method_cls, backbone, data, engine: Engine, folder: Path, plan: Plan
            ) -> PretrainResult:
     device = engine.device
     augmenter = Augmenter(cfg.pretrain.augment)
@@ -145,11 +146,7 @@ def _train(cfg, method_cls, backbone, data, engine: Engine, folder: Path, total:
     source = data.pretrain_source(method_cls.inputs)
     order = B.StepIndices(len(source), cfg.pretrain.batch_size, cfg.seed)
     step_flops = measure(cfg, method, source, order, device)
-    if total is None:
-        hours = parse_budget(cfg.budget).value
-        steps = max(1, int(hours * 3600 / seconds_per_step(method, source, order, device)))
-    else:
-        steps = plan_steps(total, step_flops)
+    steps = plan.pretrain_steps(step_flops, lambda: seconds_per_step(method, source, order, device))
     ph = Phase(name="pretrain", module=method, loss_fn=method_loss,
                batches=lambda start: B.iterate(source, order, start, steps, cfg.engine.num_workers),
                steps=steps, lr=cfg.pretrain.lr, weight_decay=cfg.pretrain.weight_decay,
@@ -159,5 +156,5 @@ def _train(cfg, method_cls, backbone, data, engine: Engine, folder: Path, total:
     out = engine.fit(ph)
     return PretrainResult(flops=steps * step_flops, steps=steps,
                           images=steps * cfg.pretrain.batch_size * method_cls.passes_per_sample,
-                          step_flops=step_flops, budget_flops=total, wall_s=out.wall_s,
+                          step_flops=step_flops, budget_flops=plan.flops, wall_s=out.wall_s,
                           cache_hit=False, curve=out.curve)

@@ -15,9 +15,8 @@ import torch
 from omegaconf import DictConfig
 
 import methods
-from benchmarks import provenance
+from benchmarks import compute, provenance
 from benchmarks.backbone import create_backbone
-from benchmarks.budget import budget_flops, parse_budget
 from benchmarks.config import run_id
 from benchmarks.engine import Engine, Preempted
 from benchmarks.errors import UserError, one_line
@@ -43,9 +42,6 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     if (rec := reusable(results, rid, force, log)) is not None:
         return rec
     method_cls = methods.get(cfg.method.name)
-    budget = parse_budget(cfg.budget)
-    if budget.unfair and cfg.match == "total":
-        raise UserError("match=total needs a compute budget (ep, step, img, tflop, pflop), not hours")
     started = provenance.now()
     t0 = time.perf_counter()
     data = Data(cfg)                              # generates or validates: UserError on bad data
@@ -58,32 +54,32 @@ def execute(cfg: DictConfig, results: Path, force: bool = False, console=None,
     try:
         engine = Engine(cfg.engine, console=console, log_dir=results / rid / "logs")
         backbone = backbone.to(engine.device)
-        img = image_flops(backbone, cfg.pretrain.res, engine.device)
-        total = budget_flops(budget, img, data.pretrain_size(), cfg.pretrain.batch_size)
+        plan = compute.plan(cfg, image_flops(backbone, cfg.pretrain.res, engine.device),
+                            data.pretrain_size())
         pre = None
         if method_cls.pretrains:
-            pre = pretrain(cfg, method_cls, backbone, data, engine, pretrain_cache_dir(results), total)
+            pre = pretrain(cfg, method_cls, backbone, data, engine, pretrain_cache_dir(results), plan)
         probes = {}
         if cfg.eval.probes:
             from eval.probes import run_probes
             train, test = data.triplets()
             probes = run_probes(backbone, train, test, seed=cfg.seed, epochs=cfg.eval.probe_epochs)
         spent = pre.flops if pre else 0.0
-        extra = max(0.0, total - spent) if (cfg.match == "total" and total is not None) else 0.0
         from eval.finetune import finetune
         train, test = data.labelled()
-        ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt", extra_flops=extra,
+        ft = finetune(cfg, backbone, train, test, engine, results / rid / "ckpt",
+                      steps=lambda recipe, step_flops: plan.finetune_steps(recipe, step_flops, spent),
                       val=data.validation())
         record.status = "ok"
         record.metrics, record.baselines, record.probes = ft.metrics, ft.baselines, probes
         record.labelled, record.validation = data.labelled_counts(), ft.validation
         record.compute = Compute(
-            budget_flops=total, budget_unfair=budget.unfair,
+            budget_flops=plan.flops, budget_unfair=plan.unfair,
             pretrain_flops=spent, finetune_flops=ft.flops,
             pretrain_steps=pre.steps if pre else 0, finetune_steps=ft.steps,
             pretrain_images=pre.images if pre else 0, finetune_images=ft.images,
             pretrain_step_flops=pre.step_flops if pre else 0.0,
-            finetune_step_flops=ft.step_flops, image_flops=img,
+            finetune_step_flops=ft.step_flops, image_flops=plan.image_flops,
             pretrain_cache_hit=bool(pre.cache_hit) if pre else False,
             pretrain_key=pre.key if pre else None,
             pretrain_wall_s=pre.wall_s if pre else 0.0, finetune_wall_s=ft.wall_s,

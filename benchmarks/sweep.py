@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig
 
-from benchmarks import launch, status
+from benchmarks import compute, launch, status
 from benchmarks.config import run_id
 from benchmarks.errors import UserError, one_line
 from benchmarks.runner import RunFailed, pretrain_cache_dir
@@ -291,24 +291,16 @@ def data_missing(cfg: DictConfig) -> list[str]:
     return [str(r) for r in roots if _here(r) is None]
 
 
-def estimate_flops(cfg: DictConfig, pretrains: bool) -> tuple[float, float]:
-    """(pre-training, fine-tuning) FLOPs of one run, estimated before it runs.
+def estimate(cfg: DictConfig) -> compute.Estimate:
+    """The compute plan of one run before it runs (``benchmarks.compute.estimate``): the data
+    sizes counted where the data are here, else the published ones, and the backbone's measured
+    cost per image at both resolutions."""
+    import methods
 
-    Pre-training: the budget in FLOPs (what the engine plans to within one step; NaN for a
-    wall-clock budget). Fine-tuning: ``finetune.epochs`` passes over the labelled images at the
-    backbone's forward+backward cost (the pose head is small), plus the unspent budget under
-    ``match=total`` for methods without pre-training.
-    """
-    from benchmarks.budget import budget_flops, parse_budget
-
-    budget = parse_budget(cfg.budget)
-    total = budget_flops(budget, _image_flops(cfg.backbone, cfg.pretrain.res),
-                         _pretrain_size(cfg), cfg.pretrain.batch_size)
-    total = math.nan if total is None else total
-    finetune = cfg.finetune.epochs * _labelled_size(cfg) * _image_flops(cfg.backbone, cfg.data.res)
-    if cfg.match == "total" and not pretrains:
-        finetune += total
-    return (total if pretrains else 0.0), finetune
+    return compute.estimate(cfg, methods.get(cfg.method.name).passes_per_sample,
+                            _pretrain_size(cfg), _labelled_size(cfg),
+                            _image_flops(cfg.backbone, cfg.pretrain.res),
+                            _image_flops(cfg.backbone, cfg.data.res))
 
 
 def _flops(x: float) -> str:
@@ -338,13 +330,18 @@ def describe(plan: Plan, title: str, dry_run: bool) -> None:
     table.add_column("run", no_wrap=True)
     table.add_column("ft seed")
     table.add_column("action")
+    table.add_column("steps (est.)", justify="right")
+    estimates = {r.rid: estimate(r.cfg) for r in plan.runs}
     for r in plan.runs:
         seed = r.cfg.finetune.seed
-        table.add_row(r.rid, str(r.cfg.seed if seed is None else seed), action[r.rid])
+        e = estimates[r.rid]
+        pre = "?" if math.isnan(e.pretrain_steps) else f"{e.pretrain_steps:,}"
+        table.add_row(r.rid, str(r.cfg.seed if seed is None else seed), action[r.rid],
+                      f"{pre} + {e.finetune_steps:,}")
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     console.print(table)
-    pre = sum(estimate_flops(r.cfg, True)[0] for r in plan.leaders)
-    fine = sum(estimate_flops(r.cfg, r.key is not None)[1] for r in plan.todo)
+    pre = sum(estimates[r.rid].pretrain_flops for r in plan.leaders)
+    fine = sum(estimates[r.rid].finetune_flops for r in plan.todo)
     waiting = sum(len(v) for v in plan.followers.values())
     console.print(f"{len(plan.runs)} runs: {len(plan.done)} done, {len(plan.live)} pending or "
                   f"running, {len(plan.todo)} to run"

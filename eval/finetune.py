@@ -19,7 +19,6 @@ error|, both in bone lengths), so that a model's progress is visible term by ter
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +27,7 @@ from omegaconf import DictConfig
 
 from benchmarks import batches as B
 from benchmarks.augment import Augmenter
-from benchmarks.budget import plan_steps
+from benchmarks.compute import recipe_steps
 from benchmarks.engine import Engine, Phase, step_generator
 from benchmarks.flops import count_step_flops
 from eval.floors import floor_predictions, score_floors
@@ -136,18 +135,14 @@ def poses(source) -> np.ndarray:
     return source.xyz[source.image_ids % source.n_unique].astype(np.float64)
 
 
-def reference_steps(cfg: DictConfig, n_train: int) -> int:
-    """Fine-tuning steps of the recipe: ``finetune.epochs`` passes over the labelled subset."""
-    return max(1, math.ceil(cfg.finetune.epochs * n_train / cfg.finetune.batch_size))
-
-
 def finetune(cfg: DictConfig, backbone, train, test,
-             engine: Engine, ckpt_dir, extra_flops: float = 0.0, val=None) -> FinetuneResult:
+             engine: Engine, ckpt_dir, steps=None, val=None) -> FinetuneResult:
     """Fine-tune a pose model on ``backbone`` and evaluate it on ``test`` (and ``val``, the
     held-out training ids, when given).
 
-    ``extra_flops``: compute to add to the recipe's fine-tuning (``match=total``: the budget a
-    method did not spend on pre-training is spent here), planned with the measured step cost.
+    ``steps(recipe, step_flops)``: the steps to train, from the recipe's steps and the measured
+    cost of a step (``benchmarks.compute.Plan.finetune_steps``: under ``match=total`` the budget
+    a method did not spend on pre-training is spent here); the recipe alone when None.
     """
     device = engine.device
     ft = cfg.finetune
@@ -164,9 +159,8 @@ def finetune(cfg: DictConfig, backbone, train, test,
     order = B.StepIndices(len(train), ft.batch_size, seed)
     first = {k: v.to(device) for k, v in B.take(train, order(0)).items()}
     step_flops = count_step_flops(model, task, first, step_generator(seed, "probe", 0, device))
-    steps = reference_steps(cfg, len(train))
-    if extra_flops > 0:
-        steps = plan_steps(steps * step_flops + extra_flops, step_flops)
+    recipe = recipe_steps(cfg, len(train))
+    steps = recipe if steps is None else steps(recipe, step_flops)
     points = min(ft.eval_points, steps)
     eval_steps = tuple(sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)}))
 

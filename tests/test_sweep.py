@@ -1,6 +1,7 @@
 """``bench sweep``: sweep files, the grid, the plan (each pre-training once), the estimate."""
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -172,17 +173,22 @@ def test_estimate_spends_the_budget_on_pretraining_and_scales_with_labels(tmp_pa
     def cfg(**kw):
         return compose.load([f"{k}={v}" for k, v in {**SMOKE, **kw}.items()])
 
-    pre3, _ = sweep.estimate_flops(cfg(method="simclr", budget="3tflop"), pretrains=True)
-    assert pre3 == 3e12
-    pre1, fine1 = sweep.estimate_flops(cfg(method="simclr", budget="1ep"), pretrains=True)
-    pre2, _ = sweep.estimate_flops(cfg(method="simclr", budget="2ep"), pretrains=True)
-    assert pre2 == pytest.approx(2 * pre1)
-    _, fine_half = sweep.estimate_flops(cfg(method="simclr", **{"finetune.label_fraction": 0.5}),
-                                        pretrains=True)
-    assert fine_half == pytest.approx(fine1 / 2)
-    init, fine_init = sweep.estimate_flops(cfg(method="random"), pretrains=False)
-    _, fine_total = sweep.estimate_flops(cfg(method="random", match="total"), pretrains=False)
-    assert init == 0.0 and fine_total == pytest.approx(fine_init + pre1)
+    def est(**kw):
+        return sweep.estimate(cfg(**kw))
+
+    assert est(method="simclr", budget="3tflop").pretrain_flops == 3e12
+    one, two = est(method="simclr", budget="1ep"), est(method="simclr", budget="2ep")
+    assert two.pretrain_flops == pytest.approx(2 * one.pretrain_flops)
+    assert two.pretrain_steps in (2 * one.pretrain_steps - 1, 2 * one.pretrain_steps, 2 * one.pretrain_steps + 1)
+    half = est(method="simclr", **{"finetune.label_fraction": 0.5})
+    assert half.finetune_flops == pytest.approx(one.finetune_flops / 2)
+    assert abs(2 * half.finetune_steps - one.finetune_steps) <= 2         # ceil of epochs x ids / batch
+    init, total = est(method="random"), est(method="random", match="total")
+    assert init.pretrain_flops == 0.0 and init.pretrain_steps == 0
+    assert total.finetune_flops == pytest.approx(init.finetune_flops + one.pretrain_flops)
+    assert total.finetune_steps > init.finetune_steps
+    hours = est(method="simclr", budget="1h")
+    assert math.isnan(hours.pretrain_steps) and math.isnan(hours.pretrain_flops)
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):

@@ -1,0 +1,61 @@
+"""The compute plan: steps spend the budget to within one step, match=total gives the unspent
+budget to fine-tuning, hours budgets are timed, and the dry-run estimate agrees with the plan."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import compose, compute
+from benchmarks.budget import parse_budget
+
+SMOKE = ["profile=smoke", "method=simclr"]
+
+
+def cfg(*overrides):
+    return compose.load([*SMOKE, *overrides], need_data=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(budget=st.floats(1e9, 1e15), step=st.floats(1e6, 1e12))
+def test_pretraining_spends_the_budget_to_within_one_step(budget, step):
+    plan = compute.Plan(parse_budget(f"{budget / 1e12:.6f}tflop"), "pretrain", 1e9, budget)
+    steps = plan.pretrain_steps(step, step_seconds=lambda: pytest.fail("a compute budget is not timed"))
+    assert steps >= 1 and (steps == 1 or abs(steps * step - budget) <= step / 2 + 1e-9 * budget)
+
+
+def test_hours_are_timed_and_only_hours():
+    plan = compute.plan(cfg("budget=0.5h"), image_flops=1e9, n_pretrain=100)
+    assert plan.flops is None and plan.unfair
+    assert plan.pretrain_steps(1e12, step_seconds=lambda: 2.0) == 900          # 1,800 s / 2 s
+    assert plan.finetune_extra(0.0) == 0.0
+
+
+def test_match_total_gives_the_unspent_budget_to_fine_tuning():
+    total = compute.plan(cfg("match=total", "budget=2tflop"), 1e9, 100)
+    assert total.finetune_extra(0.0) == 2e12 and total.finetune_extra(2e12) == 0.0
+    assert total.finetune_steps(10, step_flops=1e11, pretrain_spent=0.0) == 30   # 10 + 2e12 / 1e11
+    same = compute.plan(cfg("match=pretrain", "budget=2tflop"), 1e9, 100)
+    assert same.finetune_steps(10, step_flops=1e11, pretrain_spent=0.0) == 10
+
+
+def test_the_recipe_is_epochs_over_the_labelled_ids():
+    c = cfg("finetune.epochs=3", "finetune.batch_size=8")
+    assert compute.recipe_steps(c, 20) == math.ceil(3 * 20 / 8)
+    assert compute.recipe_steps(c, 1) == 1
+
+
+def test_the_estimate_is_the_plan_with_estimated_step_costs():
+    c = cfg("budget=1ep", "pretrain.batch_size=16")
+    e = compute.estimate(c, passes_per_sample=2, n_pretrain=320, n_labelled=64,
+                         image_flops_pretrain=1e9, image_flops_finetune=2e9)
+    assert e.budget_flops == 320 * 2 * 1e9 and e.pretrain_flops == e.budget_flops
+    assert e.pretrain_steps == 20                                   # 320 samples / 16 per step
+    assert e.finetune_steps == compute.recipe_steps(c, 64)
+    init = compute.estimate(cfg("method=random", "match=total", "budget=1ep", "pretrain.batch_size=16"),
+                            passes_per_sample=0, n_pretrain=320, n_labelled=64,
+                            image_flops_pretrain=1e9, image_flops_finetune=2e9)
+    assert init.pretrain_steps == 0 and init.pretrain_flops == 0.0
+    assert init.finetune_flops == pytest.approx(e.finetune_flops + e.budget_flops)
