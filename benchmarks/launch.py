@@ -35,6 +35,8 @@ from benchmarks.config import run_id
 from benchmarks.errors import UserError
 from benchmarks.job import PACKAGES, RunJob
 from benchmarks.record import reusable
+from benchmarks.runner import RunFailed, execute
+from benchmarks.status import wait_for
 from benchmarks.units import flops_text
 
 LAUNCHERS = ("inprocess", "local", "slurm")
@@ -215,8 +217,6 @@ def _global_zero() -> bool:
 
 def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool = False) -> int:
     """Run ``cfg`` where ``cfg.launcher.name`` says; returns the process exit status."""
-    from benchmarks.runner import RunFailed
-
     launcher = check_launcher(cfg)
     results = Path(results)
     if launcher == "inprocess":
@@ -237,8 +237,6 @@ def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool =
     if not wait:
         print(f"follow it with: bench status --results {results}")
         return 0
-    from benchmarks.status import wait_for
-
     [record] = wait_for(results, [rid])
     print(summary_line(record))
     return 0 if record["status"] == "ok" else 1
@@ -250,8 +248,6 @@ def run_here(cfg: DictConfig, results: Path, force: bool = False) -> dict:
     While it runs, ``job.json`` holds this process's pid, so ``bench status`` shows it
     running; a ``UserError`` (nothing started) takes the file away again.
     """
-    from benchmarks.runner import execute
-
     rid = run_id(cfg)
     if (record := reusable(results, rid, force)) is not None:
         return record

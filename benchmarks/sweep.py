@@ -1,20 +1,6 @@
 """``bench sweep FILE``: a grid of runs in which each distinct pre-training runs once.
 
-A sweep file is YAML::
-
-    name: example                 # optional (default: the file's name); names the jobs
-    fixed:                        # settings every run shares
-      profile: cpu
-      budget: 20ep
-    grid:                         # every combination of these values
-      method: [simclr, peclr, random]
-      finetune.label_fraction: [0.1, 1.0]
-      finetune.seed: [0, 1, 2]
-
-Keys are exactly those of ``bench run``'s ``key=value`` words: dotted config keys and the
-config groups (``method``, ``profile``, ``data``, ``launcher``). ``grid`` may also be a list of
-grids (the runs of all of them). ``key=value`` words after the file override both, and
-``--launcher`` sets ``launcher.name``.
+The sweep file (its format, reading and expansion) is ``benchmarks.sweepfile``.
 
 Plan. Runs with an ok record are skipped; runs whose job is still pending or running are
 left alone; the rest (never run, or failed) are submitted. Runs that differ only in
@@ -35,31 +21,26 @@ Submission returns at once unless ``--wait``. The code is snapshotted at submiss
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
 
+import methods
 from benchmarks import compute, launch, status
+from benchmarks.backbone import create_backbone
 from benchmarks.config import run_id
-from benchmarks.errors import UserError, one_line
+from benchmarks.data import open_source
+from benchmarks.data.sources import PUBLISHED_SIZES
+from benchmarks.flops import image_flops
+from benchmarks.pretrain import META, WEIGHTS, cache_key
 from benchmarks.runner import RunFailed, pretrain_cache_dir
+from benchmarks.sweepfile import compose_runs, load_spec
 from benchmarks.units import flops_text
-
-TOP_KEYS = ("name", "description", "fixed", "grid")
-_PLAIN = re.compile(r"^[\w./@:+-]+$", re.ASCII)
-
-
-@dataclass
-class SweepSpec:
-    name: str
-    fixed: dict
-    grids: list[dict]
 
 
 @dataclass
@@ -88,129 +69,13 @@ class Plan:
         return self.leaders + self.free + [r for runs in self.followers.values() for r in runs]
 
 
-def load_spec(path: Path) -> SweepSpec:
-    """Read and check a sweep file; UserError with one line on any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({one_line(err)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
-    unknown = sorted(set(data) - set(TOP_KEYS))
-    if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; "
-                        f"a sweep file has {', '.join(TOP_KEYS)}")
-    fixed = data.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise UserError(f"{path}: 'fixed' must map config keys to values")
-    grids = data.get("grid")
-    if grids is None:
-        raise UserError(f"{path}: no 'grid' (a mapping of config keys to lists of values)")
-    grids = grids if isinstance(grids, list) else [grids]
-    for i, grid in enumerate(grids):
-        where = f"{path}: grid" + (f"[{i}]" if len(grids) > 1 else "")
-        if not isinstance(grid, dict) or not grid:
-            raise UserError(f"{where} must map config keys to lists of values")
-        for key, values in grid.items():
-            if not isinstance(values, list) or not values:
-                raise UserError(f"{where}: {key!r} must be a non-empty list of values "
-                                f"(got {values!r})")
-    name = str(data.get("name") or path.stem)
-    if not _PLAIN.match(name):
-        raise UserError(f"{path}: name {name!r} must be letters, digits and ._-")
-    return SweepSpec(name=name, fixed=dict(fixed), grids=[dict(g) for g in grids])
-
-
-def override_value(value) -> str:
-    """A YAML value as a hydra override value (``key=<this>``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if _PLAIN.match(text) and _parse_value(text) == text:
-        return text
-    # hydra's quoted strings: a backslash is literal unless it precedes a quote or the end
-    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
-    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
-    return f"'{escaped}'"
-
-
-@functools.lru_cache(maxsize=None)
-def _parse_value(text: str):
-    """What hydra makes of ``key=<text>`` (``1e3`` is a float, ``null`` None, ...); None
-    when it is not a valid unquoted value."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        return OverridesParser.create().parse_override(f"k={text}").value()
-    except HydraException:
-        return None
-
-
-def expand(spec: SweepSpec, overrides: list[str], launcher: str | None) -> list[list[str]]:
-    """The override words of every run: fixed, then the grid point, then the command line."""
-    extra = {}
-    for word in overrides:
-        if "=" not in word:
-            raise UserError(f"expected a key=value override, got {word!r}")
-        key, _, value = word.partition("=")
-        extra[key] = value
-    if launcher is not None:
-        extra["launcher.name"] = launcher
-    runs = []
-    for grid in spec.grids:
-        keys = list(grid)
-        for point in itertools.product(*(grid[k] for k in keys)):
-            words = {str(k): override_value(v) for k, v in spec.fixed.items()}
-            words.update({str(k): override_value(v) for k, v in zip(keys, point)})
-            words.update(extra)
-            runs.append([f"{k}={v}" for k, v in words.items()])
-    return runs
-
-
-def compose_runs(path: Path, spec: SweepSpec, overrides: list[str], launcher: str | None,
-                 need_data: bool = True) -> list[DictConfig]:
-    """The resolved config of every distinct run (the first of equal run ids is kept)."""
-    from benchmarks import compose
-
-    cfgs, seen = [], set()
-    for words in expand(spec, overrides, launcher):
-        try:
-            cfg = compose.load(words, need_data)
-        except UserError as err:
-            raise UserError(f"{path}: {one_line(err)}") from None
-        if cfgs and (cfg.launcher != cfgs[0].launcher
-                     or cfg.engine.devices != cfgs[0].engine.devices):
-            raise UserError(f"{path}: all runs of a sweep share one launcher and engine.devices;"
-                            f" set them under 'fixed', not in the grid")
-        rid = run_id(cfg)
-        if rid not in seen:
-            seen.add(rid)
-            cfgs.append(cfg)
-    return cfgs
-
-
 def cache_exists(results: Path, key: str) -> bool:
-    from benchmarks.pretrain import META, WEIGHTS
 
     folder = pretrain_cache_dir(results) / key
     return (folder / WEIGHTS).exists() and (folder / META).exists()
 
 
 def make_plan(name: str, cfgs: list[DictConfig], results: Path) -> Plan:
-    import methods
-    from benchmarks.pretrain import cache_key
 
     rids = [run_id(cfg) for cfg in cfgs]
     queue = status.queue_for(results, rids)
@@ -242,8 +107,6 @@ def make_plan(name: str, cfgs: list[DictConfig], results: Path) -> Plan:
 
 @functools.lru_cache(maxsize=None)
 def _image_flops(backbone: str, res: int) -> float:
-    from benchmarks.backbone import create_backbone
-    from benchmarks.flops import image_flops
 
     return image_flops(create_backbone(backbone), res)
 
@@ -256,9 +119,6 @@ def _here(root: str | None) -> Path | None:
 
 def _pretrain_size(cfg: DictConfig) -> int:
     """Pre-training images of the mixture: counted where the data are here, else as published."""
-    from benchmarks.data import open_source
-    from benchmarks.data.sources import PUBLISHED_SIZES
-
     n = 0
     for src in cfg.pretrain.sources:
         if src.name.startswith("synthetic"):
@@ -272,8 +132,6 @@ def _pretrain_size(cfg: DictConfig) -> int:
 
 def _labelled_size(cfg: DictConfig) -> int:
     """Labelled fine-tuning images: the training split's, less validation, times the fraction."""
-    from benchmarks.data.sources import PUBLISHED_SIZES
-
     if cfg.data.name == "synthetic":
         n = int(cfg.data.n_train)
     elif (root := _here(cfg.data.root)) is None:
@@ -295,8 +153,6 @@ def estimate(cfg: DictConfig) -> compute.Estimate:
     """The compute plan of one run before it runs (``benchmarks.compute.estimate``): the data
     sizes counted where the data are here, else the published ones, and the backbone's measured
     cost per image at both resolutions."""
-    import methods
-
     return compute.estimate(cfg, methods.get(cfg.method.name).passes_per_sample,
                             _pretrain_size(cfg), _labelled_size(cfg),
                             _image_flops(cfg.backbone, cfg.pretrain.res),
@@ -310,9 +166,6 @@ def _flops(x: float) -> str:
 def describe(plan: Plan, title: str, dry_run: bool) -> None:
     """Print the plan: each run and what happens to it, the counts, the compute estimate.
     ``title`` names where the plan came from (a sweep file, or "bench run")."""
-    from rich.console import Console
-    from rich.table import Table
-
     action = {}
     for r in plan.done:
         action[r.rid] = "skip (ok)"

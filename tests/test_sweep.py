@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import jobstate, status, sweep
+from benchmarks import jobstate, status, sweep, sweepfile
 from benchmarks.cli import main as bench
 from benchmarks.errors import UserError
 from benchmarks.pretrain import META, WEIGHTS
@@ -41,7 +41,7 @@ def _write(tmp_path, text: str, name: str = "s.yaml"):
 def test_malformed_sweep_files_get_one_line(tmp_path, text, words):
     path = tmp_path / "missing.yaml" if text is None else _write(tmp_path, text)
     with pytest.raises(UserError) as err:
-        sweep.load_spec(path)
+        sweepfile.load_spec(path)
     assert words in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -55,7 +55,7 @@ def test_cli_exits_2_with_one_line_for_a_missing_sweep_file(tmp_path, capsys):
 def test_a_grid_key_the_config_lacks_is_a_user_error_naming_file_and_key(tmp_path):
     path = _write(tmp_path, "grid: {finetune.lr_typo: [0.1, 0.2]}")
     with pytest.raises(UserError) as err:
-        sweep.compose_runs(path, sweep.load_spec(path), [], None)
+        sweepfile.compose_runs(path, sweepfile.load_spec(path), [], None)
     assert str(err.value).startswith(f"{path}: ") and "finetune.lr_typo" in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -71,17 +71,17 @@ _values = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(_values)
 def test_override_value_is_read_back_by_hydra_as_the_same_value(value):
-    parsed = OverridesParser.create().parse_override(f"k={sweep.override_value(value)}").value()
+    parsed = OverridesParser.create().parse_override(f"k={sweepfile.override_value(value)}").value()
     assert parsed == value and type(parsed) is type(value)
 
 
 def test_expand_is_the_product_with_fixed_then_grid_then_command_line(tmp_path):
-    spec = sweep.load_spec(_write(tmp_path, """
+    spec = sweepfile.load_spec(_write(tmp_path, """
 fixed: {budget: 1ep, seed: 3, finetune.epochs: 2}
 grid: [{method: [simclr, peclr], finetune.seed: [0, 1, 2]}, {method: [random], seed: [5]}]
 """))
     runs = [dict(w.split("=", 1) for w in words)
-            for words in sweep.expand(spec, ["finetune.epochs=4"], "local")]
+            for words in sweepfile.expand(spec, ["finetune.epochs=4"], "local")]
     assert len(runs) == 2 * 3 + 1
     assert runs[0] == {"budget": "1ep", "seed": "3", "finetune.epochs": "4", "method": "simclr",
                        "finetune.seed": "0", "launcher.name": "local"}
@@ -96,8 +96,8 @@ GRID = "{method: [simclr, vicreg, random], finetune.seed: [0, 1]}"
 def grid_cfgs(tmp_path_factory) -> dict:
     """The GRID's configs (smoke, 1ep), composed once per launcher."""
     path = _write(tmp_path_factory.mktemp("sweep"), f"fixed: {SMOKE}\ngrid: {GRID}")
-    spec = sweep.load_spec(path)
-    return {launcher: sweep.compose_runs(path, spec, [], launcher)
+    spec = sweepfile.load_spec(path)
+    return {launcher: sweepfile.compose_runs(path, spec, [], launcher)
             for launcher in ("inprocess", "slurm")}
 
 
@@ -164,7 +164,7 @@ def test_a_live_local_job_is_left_alone(tmp_path, grid_cfgs):
 def test_all_runs_must_share_one_launcher(tmp_path):
     path = _write(tmp_path, "grid: {launcher.partition: [a, b]}")
     with pytest.raises(UserError, match="share one launcher"):
-        sweep.compose_runs(path, sweep.load_spec(path), [], None)
+        sweepfile.compose_runs(path, sweepfile.load_spec(path), [], None)
 
 
 def test_estimate_spends_the_budget_on_pretraining_and_scales_with_labels(tmp_path):
