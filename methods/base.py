@@ -33,13 +33,20 @@ class Method(nn.Module):
     Heads built in ``__init__`` are trained with the backbone and dropped after pre-training.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[str]                      # set from Config's name (the registry key)
     summary: ClassVar[str]                   # one line: what it does
     citation: ClassVar[str]                  # e.g. "Spurr et al., ICCV 2021"
     inputs: ClassVar[tuple[str, ...]] = ("images",)
     passes_per_sample: ClassVar[int] = 2     # backbone image passes one sample costs
-    pretrains: ClassVar[bool] = True         # False: init-only (random, imagenet)
+    pretrains: ClassVar[bool]                # passes_per_sample > 0; False: init-only (random, imagenet)
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init_subclass__(cls, **kwargs):
+        """A method's name is written once, as its Config's ``name`` (which is also its key in
+        ``methods.MODULES``, checked at registration); ``pretrains`` follows from its passes."""
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.Config.name
+        cls.pretrains = cls.passes_per_sample > 0
 
     def __init__(self, cfg: MethodConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
         super().__init__()

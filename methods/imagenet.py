@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -34,13 +34,11 @@ class ImageNetConfig(MethodConfig):
 
 
 class ImageNet(Method):
-    name: ClassVar[str] = "imagenet"
-    summary: ClassVar[str] = "supervised ImageNet-1k initialisation (timm weights or a local file)"
-    citation: ClassVar[str] = "He et al., CVPR 2016 / timm"
-    inputs: ClassVar[tuple[str, ...]] = ()
-    passes_per_sample: ClassVar[int] = 0
-    pretrains: ClassVar[bool] = False
-    external_pretrain: ClassVar[str] = "ImageNet-1k supervised (timm weights)"
+    summary = "supervised ImageNet-1k initialisation (timm weights or a local file)"
+    citation = "He et al., CVPR 2016 / timm"
+    inputs = ()
+    passes_per_sample = 0
+    external_pretrain = "ImageNet-1k supervised (timm weights)"
     Config = ImageNetConfig
 
     @classmethod

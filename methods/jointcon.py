@@ -126,7 +126,6 @@ def _supcon(z: Tensor, labels: Tensor, temperature: float, gather_distributed: b
 
 
 class JointCon(Method):
-    name = "jointcon"
     summary = "supervised contrast of local backbone features at the 2D joints, across two views"
     citation = "Choi et al., ICLR 2023 (as described; SupCon loss of Khosla et al., 2020)"
     inputs = ("images", "keypoints2d")

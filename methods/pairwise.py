@@ -34,7 +34,6 @@ a subset for ablations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -82,13 +81,11 @@ def relation_loss(pred: dict[str, Tensor], target: dict[str, Tensor], log_vars: 
 
 
 class Pairwise(Method):
-    name: ClassVar[str] = "pairwise"
-    summary: ClassVar[str] = ("regress the relative rotation, shift, zoom and colour of two views "
+    summary = ("regress the relative rotation, shift, zoom and colour of two views "
                               "(equivariance)")
-    citation: ClassVar[str] = "Dahiya et al., NeurIPS 2020 Pre-registration Workshop (PMLR 148)"
-    inputs: ClassVar[tuple[str, ...]] = ("images",)
-    passes_per_sample: ClassVar[int] = 2
-    pretrains: ClassVar[bool] = True
+    citation = "Dahiya et al., NeurIPS 2020 Pre-registration Workshop (PMLR 148)"
+    inputs = ("images",)
+    passes_per_sample = 2
     Config = PairwiseConfig
 
     def __init__(self, cfg: PairwiseConfig, backbone: nn.Module, feat_dim: int, augmenter=None):

@@ -41,7 +41,6 @@ Differences from the official code (``Hybrid2Model`` in dahiyaaneesh/peclr)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -93,10 +92,9 @@ def equivariant_ntxent(z1: Tensor, z2: Tensor, params1: dict[str, Tensor],
 
 
 class PeCLR(SimCLR):
-    name: ClassVar[str] = "peclr"
-    summary: ClassVar[str] = ("NT-Xent after undoing each view's rotation, zoom and shift "
+    summary = ("NT-Xent after undoing each view's rotation, zoom and shift "
                               "in latent space (equivariance)")
-    citation: ClassVar[str] = "Spurr et al., ICCV 2021"
+    citation = "Spurr et al., ICCV 2021"
     Config = PeCLRConfig
 
     def __init__(self, cfg: PeCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):

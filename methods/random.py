@@ -11,7 +11,6 @@ to fine-tuning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from torch import nn
 
@@ -25,12 +24,10 @@ class RandomConfig(MethodConfig):
 
 
 class Random(Method):
-    name: ClassVar[str] = "random"
-    summary: ClassVar[str] = "random initialisation, no pre-training (timm's default init)"
-    citation: ClassVar[str] = "He et al., ICCV 2015 (He init) / timm"
-    inputs: ClassVar[tuple[str, ...]] = ()
-    passes_per_sample: ClassVar[int] = 0
-    pretrains: ClassVar[bool] = False
+    summary = "random initialisation, no pre-training (timm's default init)"
+    citation = "He et al., ICCV 2015 (He init) / timm"
+    inputs = ()
+    passes_per_sample = 0
     Config = RandomConfig
 
     @classmethod

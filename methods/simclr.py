@@ -14,7 +14,6 @@ and PeCLR differ in one switch only, the latent inverse transform:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from lightly.loss import NTXentLoss
@@ -47,12 +46,10 @@ def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> ProjectionHea
 
 
 class SimCLR(Method):
-    name: ClassVar[str] = "simclr"
-    summary: ClassVar[str] = "NT-Xent between two augmented views (invariance)"
-    citation: ClassVar[str] = "Chen et al., ICML 2020"
-    inputs: ClassVar[tuple[str, ...]] = ("images",)
-    passes_per_sample: ClassVar[int] = 2
-    pretrains: ClassVar[bool] = True
+    summary = "NT-Xent between two augmented views (invariance)"
+    citation = "Chen et al., ICML 2020"
+    inputs = ("images",)
+    passes_per_sample = 2
     Config = SimCLRConfig
 
     def __init__(self, cfg: SimCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):

@@ -50,7 +50,6 @@ def keypoint_l1(pred: Tensor, target: Tensor) -> Tensor:
 
 
 class Supervised2D(Method):
-    name = "supervised2d"
     summary = "2D keypoint regression (L1) on the wild set's labels, augmented views"
     citation = "Choi et al., ICLR 2023 (2D-annotation pre-training)"
     inputs = ("images", "keypoints2d")

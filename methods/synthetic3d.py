@@ -46,7 +46,6 @@ class Synthetic3DConfig(MethodConfig):
 SHARED = ("head", "depth_weight", "heatmap_weight", "heatmap_sigma")
 
 class Synthetic3D(Method):
-    name = "synthetic3d"
     summary = "the 2.5D pose model trained on the synthetic wild set's 3D labels (harness loss)"
     citation = "Choi et al., ICLR 2023 (synthetic-data pre-training)"
     inputs = ("images", "pose3d")

@@ -52,7 +52,6 @@ def trajectory_loss(z_left: Tensor, z_centre: Tensor, z_right: Tensor) -> Tensor
 
 
 class TrajReg(VICReg):
-    name = "trajreg"
     summary = "VICReg on the centre view + trajectory (geodesic) regularization of triplets"
     citation = "Wang et al., ECCV 2024"
     inputs = ("triplets",)

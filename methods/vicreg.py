@@ -44,7 +44,6 @@ def vicreg_terms(z_a: Tensor, z_b: Tensor, eps: float = 1e-4) -> dict[str, Tenso
 
 
 class VICReg(Method):
-    name = "vicreg"
     summary = "VICReg on two augmented views (invariance, variance, covariance terms)"
     citation = "Bardes et al., ICLR 2022"
     inputs = ("images",)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Optional
 
 from torch import nn
 
@@ -40,12 +40,10 @@ class WeightsConfig(MethodConfig):
 
 
 class Weights(Method):
-    name: ClassVar[str] = "weights"
-    summary: ClassVar[str] = "released backbone weights from a file, under a label you give"
-    citation: ClassVar[str] = "e.g. Spurr et al., ICCV 2021 (PeCLR's released ResNets)"
-    inputs: ClassVar[tuple[str, ...]] = ()
-    passes_per_sample: ClassVar[int] = 0
-    pretrains: ClassVar[bool] = False
+    summary = "released backbone weights from a file, under a label you give"
+    citation = "e.g. Spurr et al., ICCV 2021 (PeCLR's released ResNets)"
+    inputs = ()
+    passes_per_sample = 0
     Config = WeightsConfig
     say = print                     # where the line about stripped prefixes goes
 
