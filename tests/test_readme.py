@@ -160,3 +160,17 @@ def test_performance_table_is_the_committed_summary():
 
     summary = json.loads((ROOT / "results" / "perf" / "summary.json").read_text())
     assert readme_table(summary) in README.read_text()
+
+
+def test_the_committed_study_is_what_its_sweep_plans_today():
+    """Every run the study's sweep file plans with today's code has its committed ok record,
+    and every committed record is one of those runs: a config change that renamed the runs
+    (and so orphaned the study) fails here."""
+    from benchmarks import sweep, sweepfile
+
+    path = ROOT / "sweeps" / "cpu-study.yaml"
+    cfgs = sweepfile.compose_runs(path, sweepfile.load_spec(path), [], None, need_data=False)
+    plan = sweep.make_plan("cpu-study", cfgs, STUDY / "records")
+    committed = {p.parent.name for p in (STUDY / "records").glob("*/result.json")}
+    assert len(plan.runs) == len(plan.done) == len(committed) == 57
+    assert {r.rid for r in plan.done} == committed
