@@ -35,6 +35,7 @@ from benchmarks import compute, launch, status
 from benchmarks.backbone import create_backbone
 from benchmarks.config import run_id
 from benchmarks.data import open_source
+from benchmarks.data.freihand import split_sizes
 from benchmarks.data.sources import PUBLISHED_SIZES
 from benchmarks.flops import image_flops
 from benchmarks.pretrain import META, WEIGHTS, cache_key
@@ -138,7 +139,7 @@ def _labelled_size(cfg: DictConfig) -> int:
         n = PUBLISHED_SIZES[cfg.data.name]
     else:
         n = sum(1 for p in (root / "training" / "rgb").iterdir() if p.suffix == ".jpg")
-    return max(1, round(n * (1 - cfg.data.val_fraction) * cfg.finetune.label_fraction))
+    return split_sizes(n, cfg.data.val_fraction, cfg.finetune.label_fraction)[0]
 
 
 def data_missing(cfg: DictConfig) -> list[str]:

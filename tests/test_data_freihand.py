@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import default_collate
 
-from benchmarks.data.freihand import FreiHAND, project, split_ids
+from benchmarks.data.freihand import FreiHAND, project, split_ids, split_sizes
 from data_trees import find_dot, freihand_tree
 
 FRAME = 40
@@ -120,6 +120,7 @@ def test_split_ids_is_seeded_disjoint_and_nested_in_label_fraction(n, val, lf, s
     assert not set(train) & set(held)
     assert len(held) == (max(1, round(val * n)) if val else 0)
     assert len(train) == max(1, round(lf * (n - len(held))))
+    assert split_sizes(n, val, lf) == (len(train), len(held))   # what plans count, unopened
     full, held_full = split_ids(n, val, 1.0, seed)
     assert held_full == held                                # validation ignores label_fraction
     assert set(train) <= set(full) and set(full) | set(held) == set(range(n))

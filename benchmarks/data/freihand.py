@@ -62,13 +62,18 @@ def split_ids(n_unique: int, val_fraction: float, label_fraction: float, seed: i
         raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if not 0.0 < label_fraction <= 1.0:
         raise UserError(f"label_fraction must be in (0, 1], got {label_fraction}")
+    n_label, n_val = split_sizes(n_unique, val_fraction, label_fraction)
     order = np.random.default_rng(seed).permutation(n_unique)
+    return sorted(order[n_val:n_val + n_label].tolist()), sorted(order[:n_val].tolist())
+
+
+def split_sizes(n_unique: int, val_fraction: float, label_fraction: float) -> tuple[int, int]:
+    """(labelled training ids, validation ids) that :func:`split_ids` gives for ``n_unique``
+    ids; what a plan counts before the data are opened."""
     n_val = max(1, round(val_fraction * n_unique)) if val_fraction > 0 else 0
     if n_val >= n_unique:
         raise UserError(f"val_fraction={val_fraction} leaves no training ids out of {n_unique}")
-    rest = order[n_val:]
-    n_label = max(1, round(label_fraction * len(rest)))
-    return sorted(rest[:n_label].tolist()), sorted(order[:n_val].tolist())
+    return max(1, round(label_fraction * (n_unique - n_val))), n_val
 
 
 class FreiHAND(FrameSet):
