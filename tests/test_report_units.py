@@ -50,14 +50,22 @@ def test_paired_p_is_scipys_paired_t_test(pairs):
                 min_size=1, max_size=30))
 def test_batched_paired_p_equals_one_test_per_group(rows):
     """The report's batched tests (one ttest_rel call per group size) give each group the
-    p-values of its own paired_p, edge cases included, wherever its rows are."""
+    p-values of scipy's paired t-test on its own rows, wherever they are: NaN under two rows,
+    1 for all-zero and 0 for equal non-zero differences (t undefined), else ttest_rel's."""
     codes = np.array([r[0] for r in rows])
     diffs = np.array([[r[1], r[2]] for r in rows])
     got = paired_p_groups(codes, diffs, 6)
     for g in range(6):
         own = diffs[codes == g]
-        expected = paired_p(own) if len(own) else np.full(2, np.nan)
-        np.testing.assert_allclose(got[g], expected, rtol=1e-12, equal_nan=True)
+        for m in range(2):
+            d = own[:, m]
+            if len(d) < 2:
+                assert np.isnan(got[g, m])
+            elif np.ptp(d) == 0:
+                assert got[g, m] == (1.0 if d[0] == 0 else 0.0)
+            else:
+                expected = scipy.stats.ttest_rel(d, np.zeros_like(d)).pvalue
+                np.testing.assert_allclose(got[g, m], expected, rtol=1e-9, equal_nan=True)
 
 
 def test_paired_p_edge_cases():

@@ -52,19 +52,15 @@ def paired_p(diffs: np.ndarray) -> np.ndarray:
     two pairs. Equal differences (std 0) give p = 0 when they are non-zero and p = 1 when
     they are all zero (where the t statistic is undefined)."""
     diffs = np.asarray(diffs, dtype=float)
-    if len(diffs) < 2:
-        return np.full(diffs.shape[1:], np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.asarray(scipy.stats.ttest_rel(diffs, np.zeros_like(diffs), axis=0).pvalue, dtype=float)
-    flat = np.ptp(diffs, axis=0) == 0
-    return np.where(flat, np.where(diffs[0] == 0, 1.0, 0.0), p)
+    return paired_p_groups(np.zeros(len(diffs), dtype=int), diffs, 1)[0]
 
 
 def paired_p_groups(codes: np.ndarray, diffs: np.ndarray, n_groups: int) -> np.ndarray:
     """:func:`paired_p` of each group of rows of ``diffs`` (rows, metrics), the group of row i
-    being ``codes[i]`` in 0..n_groups-1; one ``ttest_rel`` call per group size, not per group
-    (a 1,000-record report holds hundreds of groups). Returns (n_groups, metrics)."""
-    codes, diffs = np.asarray(codes), np.asarray(diffs, dtype=float)
+    being ``codes[i]`` in 0..n_groups-1, NaN for a group of fewer than two rows; one
+    ``ttest_rel`` call per group size, not per group (a 1,000-record report holds hundreds of
+    groups). Returns (n_groups, metrics)."""
+    codes, diffs = np.asarray(codes, dtype=int), np.asarray(diffs, dtype=float)
     out = np.full((n_groups, diffs.shape[1]), np.nan)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes, minlength=n_groups)
