@@ -99,7 +99,8 @@ def _panels(frame: pd.DataFrame, exclude: Sequence[str]) -> list[tuple[str, pd.D
 def wrap_phrases(text: str, width: int, separators: Sequence[str] = ("; ", " · ")) -> list[str]:
     """``text`` in lines of at most ``width`` characters, broken only between its phrases (the
     parts between ``separators``, which end the line they close); a phrase longer than a line
-    is broken between words."""
+    is broken between words, and a word longer than a line stands whole on its own line
+    (never split, so its closing separator stays attached)."""
     parts = [text]
     for sep in separators:
         split = []
@@ -114,7 +115,7 @@ def wrap_phrases(text: str, width: int, separators: Sequence[str] = ("; ", " · 
         elif len(phrase) <= width:
             lines.append(phrase)
         else:
-            lines += textwrap.wrap(phrase, width)
+            lines += textwrap.wrap(phrase, width, break_long_words=False, break_on_hyphens=False)
     return lines
 
 
