@@ -127,6 +127,12 @@ def _has(frame: pd.DataFrame, column: str) -> bool:
     return column in frame.columns and bool(frame[column].notna().any())
 
 
+def _floor_column(frame: pd.DataFrame) -> pd.Series | None:
+    """The CSV's ``not_below_floor``: True/False per group, NaN for a group without a floor;
+    None when no group has one."""
+    return not_below_floor(frame).where(frame[FLOOR].notna()) if _has(frame, FLOOR) else None
+
+
 def _pa_epe_cells(main: pd.DataFrame) -> list[str]:
     """Mean ± sd PA-EPE, with :data:`FLOOR_MARK` where the group does not beat its floor."""
     marked = not_below_floor(main)
@@ -180,8 +186,7 @@ def main_table(groups: pd.DataFrame) -> Table:
     if externals:
         notes.append(f"ext.: the backbone started from external pre-training ({'; '.join(externals)}) "
                      "whose compute is not counted.")
-    marked = not_below_floor(main).where(main[FLOOR].notna()) if has_floor else None   # empty: no floor
-    data = _data(main.assign(not_below_floor=marked), columns)
+    data = _data(main.assign(not_below_floor=_floor_column(main)), columns)
     return Table(shown, data, setting_line(main, [k for k in SETTING_KEYS if k != "backbone"]),
                  tuple(notes), len(keys) + 1)
 
@@ -248,11 +253,10 @@ def label_efficiency_table(groups: pd.DataFrame) -> Table:
         cells = ordered[ordered["label_fraction"] == fraction]
         cells = rows.merge(cells, on=[*keys, "method"], how="left")
         shown[f"PA-EPE (mm), {fraction_label(fraction)} labels"] = _pa_epe_cells(cells)
-    has_floor = _has(ordered, FLOOR)
     columns = ["n", "seeds", "pa_epe_mm_mean", "pa_epe_mm_std", "pa_epe_mm_ci_low",
                "pa_epe_mm_ci_high", *(f"pa_epe_mm_vs_random_{s}" for s in COMPARISON)]
-    if has_floor:
-        ordered = ordered.assign(not_below_floor=not_below_floor(ordered).where(ordered[FLOOR].notna()))
+    if (marks := _floor_column(ordered)) is not None:
+        ordered = ordered.assign(not_below_floor=marks)
         columns += [FLOOR, "not_below_floor"]
     notes = [STATS_NOTE, "Labels: the fraction of the labelled training set used for fine-tuning; "
              "n per cell in the CSV."]
