@@ -91,14 +91,16 @@ def estimate(cfg: DictConfig, passes_per_sample: int, n_pretrain: int, n_labelle
     fine-tuning step ``finetune.batch_size`` passes at ``data.res`` (the pose head is small)."""
     p = plan(cfg, image_flops_pretrain, n_pretrain)
     total = math.nan if p.flops is None else p.flops
-    pretrains = passes_per_sample > 0
-    pre_steps = (round(total / (cfg.pretrain.batch_size * passes_per_sample * image_flops_pretrain))
-                 if pretrains and not math.isnan(total) else (math.nan if pretrains else 0))
-    fine_flops = cfg.finetune.epochs * n_labelled * image_flops_finetune
+    if passes_per_sample == 0:
+        pre_steps = 0
+    elif p.flops is None:
+        pre_steps = math.nan                            # an hours budget: timed when it runs
+    else:
+        pre_steps = round(p.flops / (cfg.pretrain.batch_size * passes_per_sample * image_flops_pretrain))
+    spent = total if passes_per_sample > 0 else 0.0
     step = cfg.finetune.batch_size * image_flops_finetune
-    spent = total if pretrains else 0.0
-    extra = p.finetune_extra(spent) if not math.isnan(spent) else 0.0
     return Estimate(budget_flops=total, pretrain_steps=pre_steps,
-                    finetune_steps=p.finetune_steps(recipe_steps(cfg, n_labelled), step, spent)
-                    if not math.isnan(spent) else recipe_steps(cfg, n_labelled),
-                    pretrain_flops=total if pretrains else 0.0, finetune_flops=fine_flops + extra)
+                    finetune_steps=p.finetune_steps(recipe_steps(cfg, n_labelled), step, spent),
+                    pretrain_flops=spent,
+                    finetune_flops=cfg.finetune.epochs * n_labelled * image_flops_finetune
+                    + p.finetune_extra(spent))

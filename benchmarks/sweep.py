@@ -108,7 +108,6 @@ def make_plan(name: str, cfgs: list[DictConfig], results: Path) -> Plan:
 
 @functools.lru_cache(maxsize=None)
 def _image_flops(backbone: str, res: int) -> float:
-
     return image_flops(create_backbone(backbone), res)
 
 
@@ -127,8 +126,20 @@ def _pretrain_size(cfg: DictConfig) -> int:
         elif (root := _here(src.root)) is None:
             n += PUBLISHED_SIZES[src.name]
         else:
-            n += len(open_source(src.name, root, cfg.pretrain.res))
+            n += _source_size(src.name, root, cfg.pretrain.res)
     return n
+
+
+@functools.lru_cache(maxsize=None)
+def _source_size(name: str, root: Path, res: int) -> int:
+    """Images of a real pre-training source on this machine (counted once per plan, not per run)."""
+    return len(open_source(name, root, res))
+
+
+@functools.lru_cache(maxsize=None)
+def _training_images(root: Path) -> int:
+    """FreiHAND training images on this machine (counted once per plan, not per run)."""
+    return sum(1 for p in (root / "training" / "rgb").iterdir() if p.suffix == ".jpg")
 
 
 def _labelled_size(cfg: DictConfig) -> int:
@@ -138,7 +149,7 @@ def _labelled_size(cfg: DictConfig) -> int:
     elif (root := _here(cfg.data.root)) is None:
         n = PUBLISHED_SIZES[cfg.data.name]
     else:
-        n = sum(1 for p in (root / "training" / "rgb").iterdir() if p.suffix == ".jpg")
+        n = _training_images(root)
     return split_sizes(n, cfg.data.val_fraction, cfg.finetune.label_fraction)[0]
 
 
