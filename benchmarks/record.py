@@ -1,8 +1,9 @@
 """The result record: its type, how it is written and read, and what it must hold.
 
 One record per run, ``<results>/<run_id>/result.json``. :class:`Record` (with :class:`Compute`)
-is its type: the runner fills one in, :func:`write` writes it atomically, and every reader
-goes through :func:`check` (or :func:`read` where a broken record may simply be skipped).
+is its type: the runner fills one in, :func:`write_record` writes it atomically, and every
+reader goes through :func:`check` (or :func:`read_record` where a broken record may simply be
+skipped).
 ``Record.to_json`` gives the file's JSON object, keys in a fixed order;
 ``Record.from_json`` reads one back, keeping keys it does not know.
 

@@ -189,7 +189,8 @@ def collect(results: Path) -> list[RunState]:
 def wait_for(results: Path, rids: list[str], poll_s: float = 5.0, log=print) -> list[dict]:
     """Block until every run in ``rids`` has ended; their records, in order.
 
-    A run whose job ended without a record gets a stand-in (``benchmarks.record.stand_in``). Prints each run's changes of state.
+    A run whose job ended without a record gets a stand-in (``benchmarks.record.stand_in``).
+    Prints each run's changes of state.
     """
     seen: dict[str, str] = {}
     while True:
