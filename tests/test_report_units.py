@@ -255,6 +255,12 @@ FLOORED = {"random": ([21.0, 22.0, 23.0], [20.0, 20.5, 21.0]),     # mean 22.0 v
            "vicreg": ([20.0, 20.5, 21.0], [20.0, 20.5, 21.0])}     # mean 20.5 = its floor: marked
 
 
+def _cells(md: str, key: str) -> dict[str, dict[str, str]]:
+    """A Markdown table's cells, {row's ``key`` column: {column: cell}}."""
+    header, _, *rows = [line.strip("| ").split(" | ") for line in md.splitlines() if line.startswith("|")]
+    return {row[header.index(key)]: dict(zip(header, row)) for row in rows}
+
+
 def _floored_records(results) -> dict[str, list[dict]]:
     records: dict[str, list[dict]] = {}
     for method, (values, floors) in FLOORED.items():
@@ -284,8 +290,7 @@ def test_main_table_shows_the_floor_and_marks_groups_that_do_not_beat_it(tmp_pat
                                                  "vicreg": True}
 
     md = (tables / "table1_main.md").read_text()
-    header, _, *rows = [line.strip("| ").split(" | ") for line in md.splitlines() if line.startswith("|")]
-    cells = {row[1]: dict(zip(header, row)) for row in rows}
+    cells = _cells(md, "method")
     assert cells["random"]["PA-EPE (mm)"] == "22.00 ± 1.00 †"
     assert cells["simclr"]["PA-EPE (mm)"] == "15.00 ± 1.00"
     assert cells["peclr"]["PA-EPE (mm)"] == "20.17 ± 1.26"
@@ -402,8 +407,7 @@ def test_label_efficiency_table_marks_the_fractions_that_do_not_beat_the_floor(t
     build_report(tmp_path / "runs", tmp_path / "report")
     tables = tmp_path / "report" / "tables"
     md = (tables / "table2_label_efficiency.md").read_text()
-    header, _, *rows = [line.strip("| ").split(" | ") for line in md.splitlines() if line.startswith("|")]
-    cells = {row[0]: dict(zip(header, row)) for row in rows}
+    cells = _cells(md, "method")
     assert cells["random"]["PA-EPE (mm), 25% labels"] == "25.10 ± 0.10 †"
     assert cells["random"]["PA-EPE (mm), 100% labels"] == "15.60 ± 0.10"
     assert cells["simclr"]["PA-EPE (mm), 25% labels"] == "18.10 ± 0.10"
