@@ -59,3 +59,17 @@ def test_the_estimate_is_the_plan_with_estimated_step_costs():
                             image_flops_pretrain=1e9, image_flops_finetune=2e9)
     assert init.pretrain_steps == 0 and init.pretrain_flops == 0.0
     assert init.finetune_flops == pytest.approx(e.finetune_flops + e.budget_flops)
+
+
+def test_an_hours_budget_cannot_be_matched_in_total(tmp_path, capsys):
+    """Refused when the config is composed: one line, exit 2, no record."""
+    from benchmarks.cli import main
+    from benchmarks.errors import UserError
+
+    with pytest.raises(UserError, match="match=total needs a compute budget .* not hours"):
+        cfg("method=random", "match=total", "budget=2h")
+    assert main(["run", "--method", "random", "--profile", "smoke", "--budget", "2h", "match=total",
+                 "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not hours" in err
+    assert not (tmp_path / "r").exists()
