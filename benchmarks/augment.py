@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmarks.blur import blur
 from benchmarks.config import AugmentConfig
 from benchmarks.errors import UserError
 
@@ -240,18 +241,6 @@ def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     One kernel size for the batch, radius ``ceil(3 max sigma)`` (capped so that reflect
     padding fits the image); samples with a smaller sigma get their own, narrower weights.
     """
-    b, ch, h, w = images.shape
+    h, w = images.shape[-2:]
     radius = min(math.ceil(3 * float(sigma.max())), h - 1, w - 1)
-    if radius <= 0:
-        return images
-    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    s = sigma.to(images.dtype)[:, None]
-    gauss = torch.exp(-0.5 * (x / s.clamp_min(1e-6)) ** 2)
-    kernel = torch.where(s > 0, gauss, (x == 0).to(images.dtype).expand_as(gauss))
-    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(ch, dim=0)
-    flat = images.reshape(1, b * ch, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"),
-                    kernel[:, None, None, :], groups=b * ch)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"),
-                    kernel[:, None, :, None], groups=b * ch)
-    return flat.reshape(b, ch, h, w)
+    return blur(images, sigma, radius, "reflect") if radius > 0 else images

@@ -18,6 +18,7 @@ step). Learning-rate schedules are functions of the planned steps only.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ class Budget:
         return self.unit == "h"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_budget(text: str) -> Budget:
+    """``text`` as a Budget, or a one-line UserError. Cached: config validation, the compute
+    plan and the report all parse the same few strings (a Budget is immutable)."""
     m = _RE.match(str(text))
     if not m:
         raise UserError(f"malformed budget {text!r}: expected <number><unit> with unit one of "

@@ -62,7 +62,7 @@ class Plan:
 def plan(cfg: DictConfig, image_flops: float, n_pretrain: int) -> Plan:
     """The budget of ``cfg`` fixed for a pre-training set of ``n_pretrain`` images and a
     measured ``image_flops`` (one forward+backward pass at ``pretrain.res``)."""
-    budget = parse_budget(cfg.budget)          # valid: compose.validate checked it and the match
+    budget = parse_budget(cfg.budget)          # parsed (and cached) by compose.validate
     return Plan(budget, cfg.match, image_flops,
                 budget_flops(budget, image_flops, n_pretrain, cfg.pretrain.batch_size))
 

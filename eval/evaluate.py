@@ -13,7 +13,6 @@ optionally written as JSON with the same keys as a result record's ``metrics`` b
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.checked import as_array, read_json
 from benchmarks.errors import UserError
 from benchmarks.store import write_json_atomic
 from eval.metrics import freihand_metrics
@@ -29,28 +29,9 @@ from eval.metrics import freihand_metrics
 GT_XYZ = "evaluation_xyz.json"
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not readable as JSON ({type(err).__name__}: {err})") from None
-
-
 def _keypoints(data: Any, path: Path) -> np.ndarray:
     """A finite (N, 21, 3) float array from parsed JSON, or a one-line UserError naming ``path``."""
-    try:
-        xyz = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise UserError(f"{path}: expected N x 21 x 3 numbers (metres), found ragged or non-numeric lists") from None
-    if xyz.ndim != 3 or xyz.shape[1:] != (21, 3) or xyz.shape[0] == 0:
-        raise UserError(f"{path}: expected N x 21 x 3 keypoints (metres), found shape {xyz.shape}")
-    bad = ~np.isfinite(xyz).all(axis=(1, 2))
-    if bad.any():
-        raise UserError(f"{path}: {int(bad.sum())} sample(s) contain NaN or inf, first at index {int(np.argmax(bad))}")
-    return xyz
+    return as_array(data, (None, 21, 3), path, what="keypoints (metres)")
 
 
 def _depth(x: Any) -> int:
@@ -63,7 +44,7 @@ def _depth(x: Any) -> int:
 
 def load_predictions(path: Path) -> np.ndarray:
     """Keypoints (N, 21, 3) in metres from ``[xyz_list, verts_list]`` or a bare ``xyz_list``."""
-    data = _read_json(path)
+    data = read_json(path)
     if isinstance(data, list) and len(data) == 2 and _depth(data) == 4:
         data = data[0]  # the submission pair: [N x 21 x 3, N x 778 x 3]
     return _keypoints(data, path)
@@ -75,8 +56,8 @@ def load_ground_truth(gt_dir: Path) -> np.ndarray:
         raise UserError(f"{gt_dir}: ground-truth folder not found")
     path = gt_dir / GT_XYZ
     if not path.is_file():
-        raise UserError(f"{path}: file not found (give the FreiHAND root that holds {GT_XYZ} next to evaluation/)")
-    return _keypoints(_read_json(path), path)
+        raise UserError(f"{path}: no such file (give the FreiHAND root that holds {GT_XYZ} next to evaluation/)")
+    return _keypoints(read_json(path), path)
 
 
 def warn_scale(pred: np.ndarray, gt: np.ndarray, path: Path) -> None:

@@ -95,7 +95,7 @@ def test_nan_and_inf(gt_dir: Path, tmp_path: Path) -> None:
         pred[3, 4, 1] = bad
         path = tmp_path / "pred.json"
         path.write_text(json.dumps(pred.tolist()))  # json writes NaN / Infinity literals
-        expect_user_error(path, gt_dir, "1 sample.* NaN or inf, first at index 3", out=tmp_path / "m.json")
+        expect_user_error(path, gt_dir, "1 of 6 entries hold NaN or inf, first at index 3", out=tmp_path / "m.json")
 
 
 def test_nan_in_ground_truth(gt_dir: Path, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_nan_in_ground_truth(gt_dir: Path, tmp_path: Path) -> None:
     pred = write(tmp_path / "pred.json", gt.tolist())
     gt[0, 0, 0] = float("nan")
     (gt_dir / "evaluation_xyz.json").write_text(json.dumps(gt.tolist()))
-    expect_user_error(pred, gt_dir, "evaluation_xyz.json: 1 sample")
+    expect_user_error(pred, gt_dir, "evaluation_xyz.json: 1 of 6 entries hold NaN")
 
 
 @pytest.mark.parametrize(
@@ -126,17 +126,17 @@ def test_ragged_or_non_numeric(gt_dir: Path, tmp_path: Path) -> None:
 def test_unreadable_json(gt_dir: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "pred.json"
     truncated.write_text(json.dumps(gt_xyz(gt_dir).tolist())[:-7])
-    expect_user_error(truncated, gt_dir, "pred.json: not readable as JSON")
+    expect_user_error(truncated, gt_dir, "pred.json: not valid JSON")
     binary = tmp_path / "pred.zip"
     binary.write_bytes(b"PK\x03\x04\xff\xfe\x00")
-    expect_user_error(binary, gt_dir, "pred.zip: not readable as JSON")
+    expect_user_error(binary, gt_dir, "pred.zip: not valid JSON")
 
 
 def test_missing_files(gt_dir: Path, tmp_path: Path) -> None:
     pred = write(tmp_path / "pred.json", gt_xyz(gt_dir).tolist())
-    expect_user_error(tmp_path / "nothing.json", gt_dir, "nothing.json: file not found")
+    expect_user_error(tmp_path / "nothing.json", gt_dir, "nothing.json: no such file")
     expect_user_error(pred, tmp_path / "no_such_dir", "ground-truth folder not found")
-    expect_user_error(pred, gt_dir / "evaluation", "evaluation_xyz.json: file not found")
+    expect_user_error(pred, gt_dir / "evaluation", "evaluation_xyz.json: no such file")
 
 
 def test_unwritable_output(gt_dir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Reading data set files: checked JSON, checked arrays, image decoding and resizing.
+"""Reading data set files: folders, numbered image listings, image decoding and resizing
+(checked JSON and arrays are ``benchmarks.checked``).
 
 Every check raises ``UserError`` with one line that names the offending file, so that a
 broken download is reported at construction time and not as a crash in the middle of a run.
@@ -9,10 +10,8 @@ a factor s maps the continuous coordinate p to s * p exactly (``align_corners=Fa
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,45 +26,6 @@ def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise UserError(f"{what} {path}: no such folder")
     return path
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; a missing, unreadable or malformed (truncated) file is a UserError."""
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: malformed JSON ({err.msg} at line {err.lineno}, "
-                        f"column {err.colno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: unreadable ({err})") from None
-
-
-def as_array(data: Any, shape: tuple[int | None, ...], path: Path | str) -> np.ndarray:
-    """``data`` as a finite float64 array of ``shape`` (None = any length), else a UserError.
-
-    ``path`` names where the data came from in the error line (a file, or a file and entry).
-    """
-    want = " x ".join("N" if n is None else str(n) for n in shape)
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise UserError(f"{path}: expected numbers of shape {want}, got ragged or "
-                        f"non-numeric entries") from None
-    if arr.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, arr.shape)):
-        raise UserError(f"{path}: expected shape {want}, got {' x '.join(map(str, arr.shape))}")
-    if not np.isfinite(arr).all():
-        raise UserError(f"{path}: holds NaN or infinite values")
-    return arr
-
-
-def require_list(data: Any, path: Path) -> list:
-    """``data`` if it is a JSON list, else a UserError naming the file."""
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON list, got {type(data).__name__}")
-    return data
 
 
 def same_count(counts: dict[Path, int]) -> int:

@@ -30,9 +30,9 @@ import torch
 
 from benchmarks.data.base import FrameSet
 from benchmarks.data.crops import check_margin, hand_crop
-from benchmarks.data.files import (as_array, check_res, count_numbered, decode, listing,
-                                   read_json, require_dir, require_files, require_list, resize,
-                                   same_count)
+from benchmarks.checked import as_array, read_json, require_list
+from benchmarks.data.files import (check_res, count_numbered, decode, listing, require_dir,
+                                   require_files, resize, same_count)
 from benchmarks.errors import UserError
 
 SPLITS = {"train": "training", "eval": "evaluation"}

@@ -16,9 +16,9 @@ import torch
 
 from benchmarks.data.base import FrameSet
 from benchmarks.data.crops import MARGIN, apply_affine, check_margin, hand_crop
-from benchmarks.data.files import (as_array, check_res, count_numbered, decode, listing,
-                                   read_json, require_dir, require_files, require_list,
-                                   same_count)
+from benchmarks.checked import as_array, read_json, require_list
+from benchmarks.data.files import (check_res, count_numbered, decode, listing, require_dir,
+                                   require_files, same_count)
 from benchmarks.errors import UserError
 
 

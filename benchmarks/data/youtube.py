@@ -23,7 +23,8 @@ import torch
 
 from benchmarks.data.base import FrameSet
 from benchmarks.data.crops import MARGIN, check_margin, crop, hand_box
-from benchmarks.data.files import as_array, check_res, decode, read_json, require_dir, require_list
+from benchmarks.checked import as_array, read_json, require_list
+from benchmarks.data.files import check_res, decode, require_dir
 from benchmarks.errors import UserError
 
 log = logging.getLogger(__name__)

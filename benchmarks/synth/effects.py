@@ -2,25 +2,16 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from benchmarks.blur import blur
 
 
 def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     """Blur each image (B, C, H, W) with its own Gaussian ``sigma`` (B,) in pixels (0 = none);
     separable, edges replicated."""
-    B, C, H, W = images.shape
     radius = max(1, int(torch.ceil(2.5 * sigma.max()).item()))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=images.device)
-    s = sigma.to(images.device).clamp_min(1e-3)[:, None]
-    k = torch.exp(-0.5 * (x[None] / s) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(C, 0)               # (B*C, 2r+1)
-    flat = images.reshape(1, B * C, H, W)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"),
-                    k[:, None, None, :], groups=B * C)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"),
-                    k[:, None, :, None], groups=B * C)
-    return flat.view(B, C, H, W)
+    return blur(images, sigma, radius, "replicate")
 
 
 def add_sensor_noise(images: Tensor, sigma: Tensor, offset: Tensor, gen: torch.Generator
