@@ -3,9 +3,11 @@ files) written to a temporary file in the same folder and renamed over the targe
 folders (a report) swapped in. Records themselves are ``benchmarks.record``."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,9 +61,6 @@ def recover_dir(target: Path) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    import ctypes
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:

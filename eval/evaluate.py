@@ -14,6 +14,7 @@ optionally written as JSON with the same keys as a result record's ``metrics`` b
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,6 @@ def warn_scale(pred: np.ndarray, gt: np.ndarray, path: Path) -> None:
     """One line on stderr when the predictions' scale is implausible for metres: a hand's
     joints spread over about 0.1 m and sit about 0.5 m from the camera; predictions 100x or
     1000x larger are centimetres or millimetres (PA-EPE survives that, EPE does not)."""
-    import sys
-
     ratio = float(np.median(np.linalg.norm(pred, axis=-1)) / max(np.median(np.linalg.norm(gt, axis=-1)), 1e-12))
     if ratio > 30 or ratio < 1 / 30:
         unit = "millimetres" if 300 < ratio < 3000 else "centimetres" if 30 < ratio <= 300 else "another unit"

@@ -13,9 +13,12 @@ such (``external_pretrain``), so a record never passes it off as part of the bud
 """
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -102,10 +105,6 @@ def _cached_file(name: str) -> Optional[str]:
 
 def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
     """Whether the hub's host accepts a connection (assumed yes behind a proxy)."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants as hub
 
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
