@@ -37,6 +37,10 @@ ALPHA = 0.05
 POWER = 0.8
 
 
+EQUAL_REL = 1e-9         # paired differences this close (relative, absolute) count as equal
+EQUAL_ABS = 1e-12
+
+
 def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Student's t confidence interval of the mean (``CONFIDENCE``), elementwise; NaN where n < 2."""
     mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
@@ -49,8 +53,11 @@ def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> tuple[np.nda
 def paired_p(diffs: np.ndarray) -> np.ndarray:
     """Two-sided p-values of paired t-tests (``scipy.stats.ttest_rel``) of the paired
     differences ``diffs`` (pairs, metrics) against zero, one per metric; NaN with fewer than
-    two pairs. Equal differences (std 0) give p = 0 when they are non-zero and p = 1 when
-    they are all zero (where the t statistic is undefined)."""
+    two pairs. Equal differences give p = 0 when they are non-zero and p = 1 when they are
+    all zero (where the t statistic is undefined). Equal means equal up to float rounding:
+    a spread within ``EQUAL_REL`` of their size plus ``EQUAL_ABS`` (a seed's metric minus its
+    baseline's can differ from the next seed's in the last bits, and a t-test on those bits
+    would report a p that only rounding made)."""
     diffs = np.asarray(diffs, dtype=float)
     return paired_p_groups(np.zeros(len(diffs), dtype=int), diffs, 1)[0]
 
@@ -68,10 +75,13 @@ def paired_p_groups(codes: np.ndarray, diffs: np.ndarray, n_groups: int) -> np.n
     for size in np.unique(sizes[sizes >= 2]):
         members = np.flatnonzero(sizes == size)
         stacked = np.stack([blocks[g] for g in members])               # (groups, pairs, metrics)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.asarray(scipy.stats.ttest_rel(stacked, np.zeros_like(stacked), axis=1).pvalue, dtype=float)
-        flat = np.ptp(stacked, axis=1) == 0
-        out[members] = np.where(flat, np.where(stacked[:, 0] == 0, 1.0, 0.0), p)
+        flat = np.ptp(stacked, axis=1) <= EQUAL_REL * np.abs(stacked).max(axis=1) + EQUAL_ABS
+        zero = np.abs(stacked.mean(axis=1)) <= EQUAL_ABS
+        # equal differences have no t statistic: a stand-in sample keeps scipy from testing
+        # (and warning about) them, and the rule above gives their p
+        tested = np.where(flat[:, None, :], np.arange(size, dtype=float)[None, :, None], stacked)
+        p = np.asarray(scipy.stats.ttest_rel(tested, np.zeros_like(tested), axis=1).pvalue, dtype=float)
+        out[members] = np.where(flat, np.where(zero, 1.0, 0.0), p)
     return out
 
 
