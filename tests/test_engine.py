@@ -33,7 +33,7 @@ def _phase(tmp, steps=30, fail_at=None, stop_at=None, seed=0, loss_nan_at=None):
                    batches=lambda start: B.iterate(src, order, start, steps),
                    steps=steps, lr=1e-2, weight_decay=1e-4, warmup_frac=0.2, images_per_step=12,
                    seed=seed, ckpt_dir=tmp,
-                   evaluate=lambda m, k: {"w": float(sum(p.sum() for p in m.parameters()))},
+                   evaluate=lambda m, k: {"w": float(sum(p.detach().sum() for p in m.parameters()))},
                    eval_steps=(10, 30))
 
 
