@@ -48,12 +48,10 @@ def as_array(data: Any, shape: tuple[int | None, ...], path: Path | str,
     if arr.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, arr.shape)):
         got = " x ".join(map(str, arr.shape)) or "a single number"
         raise UserError(f"{path}: expected {want} {what}, got shape {got}")
-    if arr.ndim and not np.isfinite(arr).all():
-        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-        raise UserError(f"{path}: {int(bad.sum())} of {len(arr)} entries hold NaN or inf, "
+    bad = ~np.isfinite(arr).reshape(len(arr) if arr.ndim else 1, -1).all(axis=1)   # per entry
+    if bad.any():
+        raise UserError(f"{path}: {int(bad.sum())} of {len(bad)} entries hold NaN or inf, "
                         f"first at index {int(np.argmax(bad))}")
-    if not np.isfinite(arr).all():
-        raise UserError(f"{path}: holds NaN or inf")
     return arr
 
 

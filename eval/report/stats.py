@@ -35,8 +35,6 @@ from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PROBE_PREFIX
 CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.8
-
-
 EQUAL_REL = 1e-9         # paired differences this close (relative, absolute) count as equal
 EQUAL_ABS = 1e-12
 
