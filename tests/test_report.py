@@ -249,3 +249,56 @@ def test_pretraining_curves_count_each_pretraining_once(tmp_path):
     fig = pretraining_curves(aggregate(runs.table), runs.table, runs.pretrain)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["simclr: 4.05 → 3.15 (-22%), 2 seeds"]      # 4.0 + 0.05 s - 0.3 k, mean over s
+
+
+def test_figures_drawn_in_workers_or_in_order_give_the_same_bytes(report, tmp_path, monkeypatch):
+    """The report is the same file for file whether its figures are drawn by forked workers or
+    one after another in this process (one core, or no fork)."""
+    from eval.report import parallel
+
+    def contents(out: Path) -> dict[Path, bytes]:
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    root, _, _ = report
+    built = {}
+    for cores in (1, 3):
+        monkeypatch.setattr(parallel.os, "cpu_count", lambda cores=cores: cores)
+        build_report(root / "runs", tmp_path / f"cores{cores}")
+        built[cores] = contents(tmp_path / f"cores{cores}")
+    assert sorted(built[1]) == sorted(built[3]) and any(p.suffix == ".png" for p in built[1])
+    for rel, data in built[1].items():
+        assert built[3][rel] == data, rel
+
+
+def test_saving_draws_each_file_once_and_writes_matplotlibs_bytes(report, tmp_path, monkeypatch):
+    """``figures.save`` lays the figure out once and draws each file once; the files are those
+    of matplotlib's own path (savefig with the layout engine on for the PNG, which draws the
+    figure twice, and the layout kept for the PDF, drawn twice again)."""
+    from matplotlib.figure import Figure
+
+    from eval.report import figures
+    from eval.report.load import load_runs
+    from eval.report.stats import aggregate
+
+    root, _, _ = report
+    runs = load_runs(root / "runs")
+    groups = aggregate(runs.table)
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, renderer: draws.append(1) or original(fig, renderer))
+    for name, make in (("pck", lambda: figures.pck_curves(groups)),
+                       ("pa_epe", lambda: figures.pa_epe_per_method(groups, runs.table))):
+        with figures.style():
+            ours = make()
+            draws.clear()
+            figures.save(ours, tmp_path, f"{name}_ours")
+            assert len(draws) == 2, name
+            theirs = make()
+            draws.clear()
+            theirs.savefig(tmp_path / f"{name}_theirs.png", dpi=figures.DPI, metadata=figures.PNG_METADATA)
+            theirs.set_layout_engine("none")
+            theirs.savefig(tmp_path / f"{name}_theirs.pdf", metadata=figures.PDF_METADATA)
+            assert len(draws) == 4, name
+        for ext in ("png", "pdf"):
+            assert ((tmp_path / f"{name}_ours.{ext}").read_bytes()
+                    == (tmp_path / f"{name}_theirs.{ext}").read_bytes()), (name, ext)

@@ -97,23 +97,23 @@ TABLES = (
 FIGURES = (
     Item("fig1_pa_epe", "Figure 1: PA-EPE per method",
          "PA-EPE per method with 95% Student's t confidence intervals and every seed as a dot.",
-         lambda g, r: figures.pa_epe_per_method(g, r.table), 0.6),
+         lambda g, r: figures.pa_epe_per_method(g, r.table), 0.45),
     Item("fig2_pck", "Figure 2: 3D PCK curves",
          "Aligned and unaligned 3D PCK against the error threshold, with each method's AUC in the legend.",
-         lambda g, r: figures.pck_curves(g), 0.9),
+         lambda g, r: figures.pck_curves(g), 0.7),
     Item("fig3_label_efficiency", "Figure 3: label efficiency",
          "PA-EPE against the fraction of labelled data used for fine-tuning.",
-         lambda g, r: figures.label_efficiency(g), 0.4),
+         lambda g, r: figures.label_efficiency(g), 0.35),
     Item("fig4_convergence", "Figure 4: convergence",
          "PA-EPE of the periodic evaluations against fine-tuning steps.",
-         lambda g, r: figures.convergence(g, r.table, r.evals), 0.45),
+         lambda g, r: figures.convergence(g, r.table, r.evals), 0.35),
     Item("fig5_compute", "Figure 5: accuracy against compute",
          "PA-EPE against the FLOPs spent on pre-training and fine-tuning.",
-         lambda g, r: figures.accuracy_vs_compute(g), 0.8),
+         lambda g, r: figures.accuracy_vs_compute(g), 0.75),
     Item("fig6_pretraining", "Figure 6: pre-training curves",
          "Each method's own pre-training loss against pre-training steps, mean ± 1 sd over seeds, "
          "and how far it fell from its first logged value.",
-         lambda g, r: figures.pretraining_curves(g, r.table, r.pretrain), 1.1),
+         lambda g, r: figures.pretraining_curves(g, r.table, r.pretrain), 0.95),
 )
 TABLES_NOTE = ("Every setting in the records appears in the tables; a setting shared by all rows of a table "
                "is stated above it. The CSV files hold the numbers at full precision, one row per group.")

@@ -26,6 +26,7 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -78,10 +79,22 @@ def style() -> Iterator[None]:
 
 
 def save(fig: Figure, directory: Path, stem: str) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` with byte-stable metadata; returns their paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` with byte-stable metadata; returns their paths.
+
+    Each file is drawn once. ``savefig`` on a figure with a layout engine first draws the
+    whole figure unrendered, to lay it out, and then draws it again; here the engine lays
+    the figure out once, at the PNG's resolution, and is switched off before either file is
+    drawn. The bytes are those of matplotlib's own path, ``savefig`` with the engine on for
+    the PNG and the layout kept for the PDF (a test compares them).
+    """
     png, pdf = directory / f"{stem}.png", directory / f"{stem}.pdf"
+    fig.set_dpi(DPI)
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            fig.set_layout_engine(None)     # None with these two off: no engine, so no layout draw
     fig.savefig(png, dpi=DPI, metadata=PNG_METADATA)
-    fig.set_layout_engine("none")           # keep the layout just computed: the PDF need not redo it
     fig.savefig(pdf, metadata=PDF_METADATA)
     return [png, pdf]
 
