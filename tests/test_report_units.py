@@ -20,7 +20,8 @@ from eval.report.example import example_record, failed_record
 from eval.report.figures import method_colours
 from eval.report.groups import budget_key, method_order, sort_groups
 from eval.report.load import load_runs
-from eval.report.stats import holm, minimum_detectable, paired_p, paired_p_groups, t_interval
+from eval.report.stats import (EQUAL_ABS, EQUAL_REL, holm, minimum_detectable, paired_p, paired_p_groups,
+                               t_interval)
 from benchmarks.units import flops_text as flops
 from eval.report.tables import Table, change, latex, markdown, mean_std
 
@@ -62,8 +63,8 @@ def test_batched_paired_p_equals_one_test_per_group(rows):
             d = own[:, m]
             if len(d) < 2:
                 assert np.isnan(got[g, m])
-            elif np.ptp(d) <= 1e-9 * np.abs(d).max() + 1e-12:     # equal up to rounding
-                assert got[g, m] == (1.0 if abs(d.mean()) <= 1e-12 else 0.0)
+            elif np.ptp(d) <= EQUAL_REL * np.abs(d).max() + EQUAL_ABS:     # equal up to rounding
+                assert got[g, m] == (1.0 if abs(d.mean()) <= EQUAL_ABS else 0.0)
             else:
                 expected = scipy.stats.ttest_rel(d, np.zeros_like(d)).pvalue
                 np.testing.assert_allclose(got[g, m], expected, rtol=1e-9, equal_nan=True)
