@@ -1,38 +1,53 @@
 """``bench evaluate``: score a FreiHAND-format prediction file like the official script.
 
 Predictions: a JSON file in the official submission format, ``[xyz_list, verts_list]``
-(N x 21 x 3 and N x 778 x 3, metres), or the ``xyz_list`` alone. Only the keypoints are
-scored; vertices, when present, are ignored.
+(N x 21 x 3 and N x 778 x 3, metres; both lists one entry per sample, as the official
+``eval.py`` asserts), or a ``.zip`` CodaLab submission holding that file as ``pred.json``
+(at its top level or in one folder). Only the keypoints are scored; vertices, when present,
+are counted but otherwise ignored. A bare ``xyz_list`` (not wrapped with the vertices) is
+also read, as a convenience: the official script and CodaLab do not accept it.
 
 Ground truth: a folder in the FreiHAND layout holding ``evaluation_xyz.json`` (N x 21 x 3,
 metres, camera frame) at its root, next to ``evaluation/`` (the official release, or a
-synthetic ``lab`` product). Predictions are matched to it by index.
+synthetic ``lab`` product). That file is not in the main FreiHAND download but in its
+separate evaluation download, ``FreiHAND_pub_v2_eval.zip``. Predictions are matched to it
+by index.
+
+Anything wrong with the inputs is refused with one line (a ``UserError``, exit status 2)
+before anything is printed or written: non-numbers (``true``, ``"0.1"``, ``null``), NaN/inf,
+entries that are not 21 x 3, xyz and verts lists of different lengths, a count that differs
+from the ground truth's, the unfilled all-zero submission template, and predictions so large
+that the errors overflow.
 
 Scores are those of ``eval.metrics.freihand_metrics`` (errors in mm), printed as a table and
 optionally written as JSON with the same keys as a result record's ``metrics`` block.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.checked import as_array, read_json
+from benchmarks.checked import as_array, describe, parse_json, read_json
 from benchmarks.errors import UserError
 from benchmarks.store import write_json_atomic
 from eval.metrics import freihand_metrics
 
 GT_XYZ = "evaluation_xyz.json"
+EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
+PRED_JSON = "pred.json"   # the file name a CodaLab submission zip holds
 
 
-def _keypoints(data: Any, path: Path) -> np.ndarray:
-    """A finite (N, 21, 3) float array from parsed JSON, or a one-line UserError naming ``path``."""
-    return as_array(data, (None, 21, 3), path, what="keypoints (metres)")
+def _keypoints(data: Any, where: Path | str) -> np.ndarray:
+    """A finite (N, 21, 3) float array from parsed JSON, or a one-line UserError naming ``where``."""
+    return as_array(data, (None, 21, 3), where, what="keypoints (metres)")
 
 
 def _depth(x: Any) -> int:
@@ -43,12 +58,60 @@ def _depth(x: Any) -> int:
     return depth
 
 
+def _is_zip(path: Path) -> bool:
+    """A ``.zip`` name or a zip's magic bytes (JSON text never starts with ``PK``)."""
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"PK"
+    except OSError:
+        return False   # read_json says what is wrong with it
+
+
+def read_submission_zip(path: Path) -> tuple[Any, str]:
+    """The parsed ``pred.json`` of a CodaLab submission zip and the name it is reported by."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
+            found = [n for n in names if PurePosixPath(n).name == PRED_JSON and len(PurePosixPath(n).parts) <= 2]
+            if not found:
+                held = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                raise UserError(f"{path}: no {PRED_JSON} in this zip (a FreiHAND CodaLab submission holds "
+                                f"{PRED_JSON} at its top level); it holds {held or 'no files'}")
+            if len(found) > 1:
+                raise UserError(f"{path}: {len(found)} {PRED_JSON} files in this zip ({', '.join(found[:3])}); "
+                                f"a submission holds one")
+            where = f"{path} ({found[0]})"
+            raw = zf.read(found[0])
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: no such file (a folder)") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as err:
+        raise UserError(f"{path}: not a readable zip archive ({' '.join(str(err).split())})") from None
+    except OSError as err:
+        raise UserError(f"{path}: unreadable ({err.strerror or err})") from None
+    return parse_json(raw, where), where
+
+
 def load_predictions(path: Path) -> np.ndarray:
-    """Keypoints (N, 21, 3) in metres from ``[xyz_list, verts_list]`` or a bare ``xyz_list``."""
-    data = read_json(path)
+    """Keypoints (N, 21, 3) in metres from ``[xyz_list, verts_list]`` (a JSON file, or a zip
+    holding it as ``pred.json``), or from a bare ``xyz_list`` (a convenience the official
+    script does not accept). The two lists of a pair must be equally long, as there."""
+    path = Path(path)
+    data, where = read_submission_zip(path) if _is_zip(path) else (read_json(path), str(path))
     if isinstance(data, list) and len(data) == 2 and _depth(data) == 4:
-        data = data[0]  # the submission pair: [N x 21 x 3, N x 778 x 3]
-    return _keypoints(data, path)
+        xyz, verts = data   # the submission pair: [N x 21 x 3, N x 778 x 3]
+        if not isinstance(verts, list):
+            raise UserError(f"{where}: expected [xyz_list, verts_list], but the second element is "
+                            f"{describe(verts)}, not a list of vertices")
+        if len(xyz) != len(verts):
+            raise UserError(f"{where}: [xyz_list, verts_list] of different lengths: {len(xyz)} xyz "
+                            f"entries, {len(verts)} verts entries (the official script needs one of "
+                            f"each per sample)")
+        return _keypoints(xyz, f"{where} (xyz list)")
+    return _keypoints(data, where)
 
 
 def load_ground_truth(gt_dir: Path) -> np.ndarray:
@@ -57,8 +120,51 @@ def load_ground_truth(gt_dir: Path) -> np.ndarray:
         raise UserError(f"{gt_dir}: ground-truth folder not found")
     path = gt_dir / GT_XYZ
     if not path.is_file():
-        raise UserError(f"{path}: no such file (give the FreiHAND root that holds {GT_XYZ} next to evaluation/)")
+        if (gt_dir.parent / GT_XYZ).is_file():
+            where = f"give its parent, {gt_dir.parent}, as --gt"
+        else:
+            where = f"unpack it into the FreiHAND root given as --gt ({gt_dir}), next to evaluation/"
+        raise UserError(f"{path}: no such file: {GT_XYZ} comes in FreiHAND's separate evaluation "
+                        f"download ({EVAL_DOWNLOAD}), not the main one; {where}")
     return _keypoints(read_json(path), path)
+
+
+TOO_LARGE = 1e150
+"""Predictions at or above this magnitude are refused: their squares overflow float64 (about
+1.8e308) in the error norms, which would score inf. No unit puts a hand anywhere near it."""
+
+
+def check_predictions(pred: np.ndarray, gt: np.ndarray, where: Path | str, gt_path: Path) -> None:
+    """One-line UserErrors for predictions that would score, but meaninglessly: a count that
+    differs from the ground truth's, the unfilled all-zero submission template, and values
+    so large that the errors overflow to inf."""
+    if len(pred) != len(gt):
+        raise UserError(f"{where}: {len(pred)} predictions for {len(gt)} ground-truth samples in {gt_path}")
+    if not pred.any():
+        raise UserError(f"{where}: all {len(pred)} predictions are zero: this looks like the unfilled "
+                        f"submission template; fill in the predicted keypoints (metres)")
+    big = (np.abs(pred) >= TOO_LARGE).reshape(len(pred), -1).any(axis=1)
+    if big.any():
+        raise UserError(f"{where}: {int(big.sum())} of {len(big)} entries hold values too large to score "
+                        f"(up to {float(np.abs(pred).max()):.3g}; FreiHAND scores metres), first at index "
+                        f"{int(np.argmax(big))}")
+
+
+def score(pred: np.ndarray, gt: np.ndarray, where: Path | str) -> dict[str, Any]:
+    """``freihand_metrics``, refused with one line should any score come out NaN or inf."""
+    def finite(v: Any) -> bool:
+        if isinstance(v, (list, tuple)):
+            return all(map(finite, v))
+        return not isinstance(v, float) or math.isfinite(v)
+
+    try:
+        metrics = freihand_metrics(pred, gt)
+    except np.linalg.LinAlgError as err:
+        raise UserError(f"{where}: cannot align the predictions to the ground truth ({err})") from None
+    bad = [k for k, v in metrics.items() if not finite(v)]
+    if bad:
+        raise UserError(f"{where}: the scores {', '.join(bad)} are not finite; nothing written")
+    return metrics
 
 
 def warn_scale(pred: np.ndarray, gt: np.ndarray, path: Path) -> None:
@@ -89,17 +195,19 @@ def main(pred_path: str | os.PathLike, gt_dir: str | os.PathLike, out_path: str 
          console: Console | None = None) -> dict[str, Any]:
     """Score ``pred_path`` against the ground truth in ``gt_dir``; print a table; return the metrics.
 
+    ``pred_path`` is ``[xyz_list, verts_list]`` as JSON or as ``pred.json`` in a submission
+    zip, or a bare ``xyz_list`` (a convenience: the official script does not accept it).
     Writes the metrics as JSON to ``out_path`` when given. Any problem with the inputs
-    (missing or unreadable file, wrong shape, NaN/inf, count mismatch) raises a one-line
-    ``UserError`` before anything is written.
+    (missing or unreadable file, non-numbers, wrong shape, NaN/inf, count mismatch, the
+    all-zero template, overflowing errors) raises a one-line ``UserError`` before anything is
+    printed or written.
     """
     pred_path, gt_dir = Path(pred_path), Path(gt_dir)
     gt = load_ground_truth(gt_dir)
     pred = load_predictions(pred_path)
-    if len(pred) != len(gt):
-        raise UserError(f"{pred_path}: {len(pred)} predictions for {len(gt)} ground-truth samples in {gt_dir / GT_XYZ}")
+    check_predictions(pred, gt, pred_path, gt_dir / GT_XYZ)
+    metrics = score(pred, gt, pred_path)
     warn_scale(pred, gt, pred_path)
-    metrics = freihand_metrics(pred, gt)
     (console or Console()).print(metrics_table(metrics, title=f"FreiHAND keypoints: {pred_path.name}"))
     if out_path is not None:
         try:
