@@ -139,3 +139,114 @@ def test_versions_never_leak_across_train_and_val(tmp_path):
     assert train_labels == set(train_ids) and val_labels == set(val_ids)
     assert not train_labels & val_labels
     assert len(train) == 3 * len(train_ids)                 # every version of every chosen id
+
+
+# -- the image count must match the versions the set records (stale images are refused) --
+
+def _digests(root) -> dict[str, str]:
+    import hashlib
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _refused_in_one_line(call) -> str:
+    from benchmarks.errors import UserError
+    with pytest.raises(UserError) as err:
+        call()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+@pytest.fixture(scope="module")
+def stale_synthetic(tmp_path_factory):
+    """What an in-place ``bench data synth --n 4`` over a 16-id lab set used to leave: the
+    4-id labels and synth.json over the 16 training images of the old set."""
+    import shutil
+
+    from benchmarks.synth.products import generate
+
+    base = tmp_path_factory.mktemp("stale")
+    root = generate("lab", base / "set", 16, 32, 0, eval_n=2)
+    small = generate("lab", base / "small", 4, 32, 0, eval_n=2)
+    shutil.copytree(small, root, dirs_exist_ok=True)
+    return root
+
+
+def test_a_generated_lab_set_reads_as_one_version_per_id(tmp_path):
+    from benchmarks.synth.products import generate
+
+    root = generate("lab", tmp_path / "lab", 5, 32, 0, eval_n=3)
+    train, test = FreiHAND(root, "train", 32), FreiHAND(root, "eval", 32)
+    assert (train.n_unique, train.n_versions, len(train)) == (5, 1, 5)
+    assert (test.n_unique, test.n_versions, len(test)) == (3, 1, 3)
+
+
+def test_stale_images_of_an_older_synthetic_set_are_refused_naming_both_counts(stale_synthetic):
+    root = stale_synthetic
+    before = _digests(root)
+    assert len(list((root / "training" / "rgb").iterdir())) == 16      # 4 ids x 4 "versions"
+    message = _refused_in_one_line(lambda: FreiHAND(root, "train", 32))
+    assert message == (f"{root / 'training' / 'rgb'}: holds 16 images but synth.json (a synthetic "
+                       f"lab set: 1 version per id) needs 4 ids in training_xyz.json x 1 version "
+                       f"= 4 images")
+    assert _digests(root) == before
+
+
+def test_labels_that_disagree_with_synth_json_are_refused(tmp_path):
+    import json
+
+    from benchmarks.synth.products import generate
+
+    root = generate("lab", tmp_path / "lab", 4, 32, 0, eval_n=2)
+    info = json.loads((root / "synth.json").read_text())
+    (root / "synth.json").write_text(json.dumps(info | {"n": 16, "eval_n": 3}))
+    before = _digests(root)
+    for split, prefix, key, want, n in (("train", "training", "n", 16, 4),
+                                        ("eval", "evaluation", "eval_n", 3, 2)):
+        message = _refused_in_one_line(lambda: FreiHAND(root, split, 32))
+        assert message == (f"{root / f'{prefix}_xyz.json'}: holds {n} ids but synth.json records "
+                           f"{key}={want}; the labels are stale")
+    (root / "synth.json").write_text("[]")
+    message = _refused_in_one_line(lambda: FreiHAND(root, "train", 32))
+    assert message == f"{root / 'synth.json'}: expected a JSON object, got list"
+    assert _digests(root) | {"synth.json": before["synth.json"]} == before
+
+
+def test_the_official_training_folder_needs_all_four_versions(tmp_path, monkeypatch):
+    """32,560 ids hold exactly 4 x 32,560 images (shrunk here to 3 ids)."""
+    import benchmarks.data.freihand as fh
+
+    monkeypatch.setattr(fh, "OFFICIAL_TRAIN_IDS", 3)
+    full, partial = tmp_path / "full", tmp_path / "partial"
+    freihand_tree(full, n=3, versions=4, frame=16, n_eval=1)
+    assert FreiHAND(full, res=8).n_versions == 4 == len(fh.OFFICIAL_VERSIONS)
+    freihand_tree(partial, n=3, versions=2, frame=16, n_eval=1)
+    before = _digests(partial)
+    message = _refused_in_one_line(lambda: FreiHAND(partial, res=8))
+    assert message == (f"{partial / 'training' / 'rgb'}: holds 6 images but the official FreiHAND "
+                       f"release (4 versions per id) needs 3 ids in training_xyz.json x 4 versions "
+                       f"= 12 images")
+    assert _digests(partial) == before
+
+
+def test_more_versions_than_freihand_has_are_refused(tmp_path):
+    freihand_tree(tmp_path, n=2, versions=5, frame=16, n_eval=1)
+    before = _digests(tmp_path)
+    message = _refused_in_one_line(lambda: FreiHAND(tmp_path, res=8))
+    assert message == (f"{tmp_path / 'training' / 'rgb'}: holds 10 images = 5 versions of the 2 "
+                       f"ids in training_xyz.json, but FreiHAND has at most 4 versions per id")
+    assert _digests(tmp_path) == before
+
+
+def test_stale_evaluation_images_are_refused(tmp_path):
+    import shutil
+
+    freihand_tree(tmp_path, n=2, versions=1, frame=16, n_eval=2)
+    rgb = tmp_path / "evaluation" / "rgb"
+    for i in (2, 3):
+        shutil.copy(rgb / "00000000.jpg", rgb / f"{i:08d}.jpg")
+    before = _digests(tmp_path)
+    message = _refused_in_one_line(lambda: FreiHAND(tmp_path, "eval", 8))
+    assert message == (f"{rgb}: holds 4 images but the FreiHAND layout (1 evaluation version per "
+                       f"id) needs 2 ids in evaluation_xyz.json x 1 version = 2 images")
+    assert _digests(tmp_path) == before

@@ -10,7 +10,17 @@ Layout of ``root``::
     training_meta.json              optional (synthetic sets): N x {gesture, viewpoint}
     evaluation/rgb/%08d.jpg         and evaluation_{xyz,K,scale}.json (one version)
 
-The number of versions V is inferred as (images in rgb/) / N and must be whole. Joint order:
+The number of versions V is checked against what the set records, and ``rgb/`` must hold
+exactly N x V images, so that stale images left by an older set are refused:
+
+- a synthetic lab set (``synth.json`` with kind "lab", written by ``benchmarks.synth``) has
+  one version per id in both splits, and N must be its recorded ``n`` (training) or
+  ``eval_n`` (evaluation);
+- the official release has 4 training versions (``OFFICIAL_VERSIONS``) of 32,560 ids and one
+  evaluation version; another training folder without ``synth.json`` (a subset of the
+  release) may hold 1 to 4 versions, V = (images in rgb/) / N, which must be whole.
+
+Joint order:
 0 wrist, thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20. Projection:
 ``uv_h = K @ xyz``, ``uv = uv_h[:2] / uv_h[2]`` in pixels (x right, y down, pixel (row i,
 col j) covering [j, j+1) x [i, i+1)).
@@ -37,6 +47,36 @@ from benchmarks.errors import UserError
 
 SPLITS = {"train": "training", "eval": "evaluation"}
 N_JOINTS = 21
+OFFICIAL_VERSIONS = ("gs", "hom", "sample", "auto")    # green screen, homogenised, sample, auto
+OFFICIAL_TRAIN_IDS = 32560
+SYNTH_VERSIONS = 1                  # benchmarks.synth.products writes one image per lab id
+SYNTH_COUNT_KEY = {"training": "n", "evaluation": "eval_n"}
+
+
+def recorded_versions(root: Path, prefix: str, n: int, labels: Path) -> tuple[int | None, str]:
+    """(V, where V comes from) for the ``prefix`` split of ``root`` with ``n`` ids in
+    ``labels``; V is None where only the image count can tell (1 to 4 versions)."""
+    record = root / "synth.json"
+    if record.exists():
+        info = read_json(record)
+        if not isinstance(info, dict):
+            raise UserError(f"{record}: expected a JSON object, got {type(info).__name__}")
+        if info.get("kind") == "lab":
+            want = info.get(SYNTH_COUNT_KEY[prefix])
+            if isinstance(want, int) and want != n:
+                raise UserError(f"{labels}: holds {n} ids but {record.name} records "
+                                f"{SYNTH_COUNT_KEY[prefix]}={want}; the labels are stale")
+            return SYNTH_VERSIONS, f"{record.name} (a synthetic lab set: 1 version per id)"
+    if prefix == "evaluation":
+        return 1, "the FreiHAND layout (1 evaluation version per id)"
+    if n == OFFICIAL_TRAIN_IDS:
+        return len(OFFICIAL_VERSIONS), (f"the official FreiHAND release "
+                                        f"({len(OFFICIAL_VERSIONS)} versions per id)")
+    return None, "the FreiHAND layout"
+
+
+def _noun(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def project(K: np.ndarray, xyz: np.ndarray) -> np.ndarray:
@@ -121,10 +161,21 @@ class FreiHAND(FrameSet):
 
         present = listing(self.rgb)
         n_images = count_numbered(present)
-        if n_images == 0 or n_images % n:
-            raise UserError(f"{self.rgb}: holds {n_images} images, not a whole multiple of the "
-                            f"{n} samples in {files['xyz'].name}")
-        self.n_unique, self.n_versions = n, n_images // n
+        n_versions, source = recorded_versions(self.root, prefix, n, files["xyz"])
+        if n_versions is not None and n_images != n * n_versions:
+            raise UserError(f"{self.rgb}: holds {_noun(n_images, 'image')} but {source} "
+                            f"needs {n} ids in {files['xyz'].name} x "
+                            f"{_noun(n_versions, 'version')} = {n * n_versions} images")
+        if n_versions is None:
+            if n_images == 0 or n_images % n:
+                raise UserError(f"{self.rgb}: holds {_noun(n_images, 'image')}, not a whole "
+                                f"multiple of the {n} samples in {files['xyz'].name}")
+            n_versions = n_images // n
+            if n_versions > len(OFFICIAL_VERSIONS):
+                raise UserError(f"{self.rgb}: holds {n_images} images = {n_versions} versions of "
+                                f"the {n} ids in {files['xyz'].name}, but FreiHAND has at most "
+                                f"{len(OFFICIAL_VERSIONS)} versions per id")
+        self.n_unique, self.n_versions = n, n_versions
         require_files(self.rgb, [f"{i:08d}.jpg" for i in range(n_images)], present)
 
         chosen = np.arange(n) if ids is None else np.unique(np.asarray(ids, dtype=np.int64))
