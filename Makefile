@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bench run --method random --profile smoke --budget 1ep --results $(RESULTS)
+	$(BIN)/bench run --method simclr --profile smoke --budget 2ep --results $(RESULTS)
 	$(BIN)/bench report --results $(RESULTS) --out $(REPORT)
 
 test: $(STAMP)

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmarks.blur import blur
-from benchmarks.config import AugmentConfig
+from benchmarks.config import AugmentConfig, check_augment
 from benchmarks.errors import UserError
 
 # Grey level weights (ITU-R 601-2 luma) exactly as torchvision's rgb_to_grayscale uses them.
@@ -82,21 +82,7 @@ class Augmenter:
 
     def __init__(self, cfg: AugmentConfig, geometric: bool = True, photometric: bool = True,
                  key: str = "pretrain.augment"):
-        checks = [
-            ("rotate_deg", cfg.rotate_deg >= 0, ">= 0"),
-            ("translate", 0 <= cfg.translate < 1, "in [0, 1)"),
-            ("scale_min", cfg.scale_min > 0, "> 0"),
-            ("scale_max", cfg.scale_max >= cfg.scale_min, ">= scale_min"),
-            ("brightness", 0 <= cfg.brightness < 1, "in [0, 1)"),
-            ("contrast", 0 <= cfg.contrast < 1, "in [0, 1)"),
-            ("saturation", 0 <= cfg.saturation < 1, "in [0, 1)"),
-            ("hue", 0 <= cfg.hue <= 0.5, "in [0, 0.5]"),
-            ("blur_p", 0 <= cfg.blur_p <= 1, "in [0, 1]"),
-            ("blur_sigma_max", cfg.blur_sigma_max >= 0.1, ">= 0.1"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise UserError(f"{key}.{name} must be {rule} (got {getattr(cfg, name)})")
+        check_augment(cfg, key)
         self.cfg = cfg
         self.geometric = geometric
         self.photometric = photometric

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmarks.config import BACKBONES
 from benchmarks.errors import UserError
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

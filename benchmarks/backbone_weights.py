@@ -1,6 +1,8 @@
 """Backbone weights from files: reading a state dict, fitting it to the backbone, naming it.
 
-Shared by the init-only methods that start from weights (``imagenet``, ``weights``). The
+Init-only methods that start from weights (``imagenet``, ``weights``) declare them as an
+``InitWeights``; composition checks and pins the file (``pin_file``) and the harness loads it
+(``apply_init``), so no method touches a file. The
 layouts handbench reads are torchvision's and timm's ResNet state dicts (the same keys),
 optionally wrapped as ``{"state_dict": ...}`` (Lightning and most research code) and with
 a prefix from training wrappers (``module.`` from DDP, ``encoder.``, ``backbone.``,
@@ -9,26 +11,87 @@ a prefix from training wrappers (``module.`` from DDP, ``encoder.``, ``backbone.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Optional
 
 from benchmarks.errors import UserError, one_line
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 PREFIXES = ("module.", "encoder.", "backbone.", "model.")
 
 
+@dataclass(frozen=True)
+class InitWeights:
+    """Where an init-only method's backbone weights come from."""
+
+    file: Optional[str] = None      # a state dict file (``method.weights``)
+    timm: bool = False              # timm's pretrained weights for the backbone (hub or its cache)
+    tag: Optional[str] = None       # timm weight set, e.g. tv_in1k
+    strip_prefixes: bool = False    # drop training-wrapper prefixes (module., encoder., ...)
+    pin: bool = False               # the file's sha256 is the config's method.sha256 (run id by bytes)
+
+
+def pin_file(spec: InitWeights, method_cfg: Any) -> None:
+    """At composition: the declared file exists, and a pinned one's sha256 is filled in (or,
+    when the config names one, must match)."""
+    if not spec.file:
+        return
+    path = Path(spec.file).expanduser()
+    if not path.is_file():
+        raise UserError(f"method.weights: no such file: {path}")
+    if not spec.pin:
+        return
+    sha = file_sha256(path)
+    if method_cfg.sha256 and method_cfg.sha256 != sha:
+        raise UserError(f"method.weights: {path} has sha256 {sha[:16]}..., not the "
+                        f"method.sha256 {method_cfg.sha256[:16]}... the config names")
+    method_cfg.sha256 = sha
+
+
+def apply_init(spec: Optional[InitWeights], backbone: nn.Module,
+               say: Callable[[str], None] = print) -> None:
+    """Load the declared weights into ``backbone.net`` (in place); None keeps its own."""
+    if spec is None:
+        return
+    net = backbone.net
+    if spec.file:
+        path = Path(spec.file).expanduser()
+        state = read_state_dict(path)
+        if spec.strip_prefixes:
+            state, said = strip_prefixes(state, net.state_dict())
+            if said:
+                say(f"method.weights {path.name}: {'; '.join(said)}")
+        load_backbone_state(net, state, f"method.weights {path}")
+    elif spec.timm:
+        from benchmarks.hub_weights import timm_weights
+
+        arch = net.pretrained_cfg["architecture"]
+        load_backbone_state(net, timm_weights(arch, spec.tag), f"timm weights for {arch}")
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` (tensors only; ``{"state_dict": ...}`` is unwrapped)."""
+    import torch
+
     if not path.is_file():
         raise UserError(f"method.weights: no such file: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
-        raise UserError(f"method.weights: {path} is not a torch state dict ({one_line(err)[:160]})"
-                        ) from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))          # torch colours its message
+        asked = re.search(r"GLOBAL ([\w.]+)", text)
+        if asked or "Weights only load failed" in text:
+            raise UserError(f"method.weights: {path} is not a plain state dict: loading it would "
+                            f"call {asked.group(1) if asked else 'code'}; refused, nothing was run (pass a file of "
+                            f"tensors only)") from None
+        raise UserError(f"method.weights: {path} is not a torch state dict "
+                        f"({one_line(text)[:160]})") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):

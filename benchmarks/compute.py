@@ -9,9 +9,10 @@ The one place that turns a config, the data sizes and the measured costs into st
 - :meth:`Plan.finetune_steps`: the recipe (:func:`recipe_steps`, ``finetune.epochs`` passes
   over the labelled ids) plus, under ``match=total``, the budget the run did not spend on
   pre-training, at the fine-tuning step's measured cost.
-- :func:`estimate`: the same plan before anything runs, from the backbone's cost per image and
-  the method's passes per sample (what ``bench run --dry-run`` and ``bench sweep --dry-run``
-  print).
+- :func:`plan_run`: both phases' steps of one run, made before any training from its
+  measured step costs (the runner, which prints it as the run's start header) or from
+  estimated ones (:func:`estimate`, from the backbone's cost per image and the method's passes
+  per sample: what ``bench run --dry-run`` and ``bench sweep --dry-run`` print).
 
 What the runner planned is recorded as is in the record's ``compute`` block.
 """
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from benchmarks.budget import Budget, budget_flops, parse_budget, plan_steps
+from benchmarks.errors import UserError
+
+MAX_STEPS = 1e8     # more steps than any study runs: a budget this large has the wrong unit
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,77 @@ def recipe_steps(cfg: DictConfig, n_labelled: int) -> int:
 
 
 @dataclass(frozen=True)
+class Costs:
+    """What a run's steps are planned from: data sizes and the cost of one step of each phase
+    (``measured`` True: counted on the run's first batches; False: estimated)."""
+
+    n_pretrain: int
+    n_labelled: int
+    image_flops: float                  # one image, forward + backward, at pretrain.res
+    pretrain_step_flops: float          # 0: an init-only method
+    finetune_step_flops: float
+    recipe_steps: int                   # finetune.epochs passes over the labelled ids
+    measured: bool
+    step_seconds: Callable[[], float] | None = None     # an hours budget: times one step
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Both phases of one run, fixed before it trains. ``pretrain_steps`` is NaN for an
+    estimated hours budget (timed when it runs); ``cached``: the pre-training comes from the
+    cache, its steps are what the cached run spent."""
+
+    budget: Plan
+    pretrain_steps: float
+    finetune_steps: int
+    recipe_steps: int
+    pretrain_flops: float
+    finetune_flops: float
+    measured: bool
+    cached: bool = False
+
+    @property
+    def budget_flops(self) -> float | None:
+        return self.budget.flops
+
+
+def plan_run(cfg: DictConfig, costs: Costs, cached: dict | None = None) -> RunPlan:
+    """The plan of one run: pre-training steps from the budget at the step's cost (or, for a
+    cached pre-training, what it spent: ``cached`` is its meta), then fine-tuning steps from the
+    recipe plus, under ``match=total``, the budget left at the fine-tuning step's cost."""
+    if costs.n_labelled < cfg.finetune.batch_size:
+        raise UserError(f"finetune.label_fraction={cfg.finetune.label_fraction:g} leaves "
+                        f"{costs.n_labelled} labelled images; one batch of finetune.batch_size="
+                        f"{cfg.finetune.batch_size} needs {cfg.finetune.batch_size}: raise the "
+                        f"label fraction or lower the batch size")
+    p = plan(cfg, costs.image_flops, costs.n_pretrain)
+    if cached is not None:
+        pre_steps, pre_flops = cached["steps"], float(cached["flops"])
+    elif costs.pretrain_step_flops <= 0:
+        pre_steps, pre_flops = 0, 0.0
+    elif p.flops is None and costs.step_seconds is None:
+        pre_steps, pre_flops = math.nan, math.nan       # an hours budget: timed when it runs
+    else:
+        pre_steps = p.pretrain_steps(costs.pretrain_step_flops, costs.step_seconds)
+        pre_flops = pre_steps * costs.pretrain_step_flops
+    if cached is None and costs.pretrain_step_flops > 0 and p.flops is not None:
+        exact = p.flops / costs.pretrain_step_flops
+        if exact < 0.5:
+            raise UserError(f"budget={cfg.budget} buys {exact:.2g} pre-training steps of "
+                            f"{cfg.method.name}: less than one; give a larger budget")
+    spent = 0.0 if math.isnan(pre_flops) else pre_flops
+    fine = p.finetune_steps(costs.recipe_steps, costs.finetune_step_flops, spent)
+    for phase, n in (("pre-training", pre_steps), ("fine-tuning", fine)):
+        if not math.isnan(n) and n > MAX_STEPS:
+            raise UserError(f"budget={cfg.budget} plans {n:.3g} {phase} steps, more than "
+                            f"{MAX_STEPS:.0e}: check the budget's unit (ep, step, img, tflop, pflop, h)")
+    return RunPlan(budget=p, pretrain_steps=pre_steps, finetune_steps=fine,
+                   recipe_steps=costs.recipe_steps, pretrain_flops=pre_flops,
+                   finetune_flops=fine * costs.finetune_step_flops, measured=costs.measured,
+                   cached=cached is not None)
+
+
+@dataclass(frozen=True)
 class Estimate:
     """A run's plan before it runs: steps and FLOPs of both phases (NaN where an hours
     budget leaves them open)."""
@@ -86,21 +161,14 @@ class Estimate:
 
 def estimate(cfg: DictConfig, passes_per_sample: int, n_pretrain: int, n_labelled: int,
              image_flops_pretrain: float, image_flops_finetune: float) -> Estimate:
-    """:func:`plan` with step costs estimated instead of measured: a pre-training step costs
+    """:func:`plan_run` with step costs estimated instead of measured: a pre-training step costs
     ``pretrain.batch_size x passes_per_sample`` image passes (0 passes: no pre-training), a
     fine-tuning step ``finetune.batch_size`` passes at ``data.res`` (the pose head is small)."""
-    p = plan(cfg, image_flops_pretrain, n_pretrain)
-    total = math.nan if p.flops is None else p.flops
-    if passes_per_sample == 0:
-        pre_steps = 0
-    elif p.flops is None:
-        pre_steps = math.nan                            # an hours budget: timed when it runs
-    else:
-        pre_steps = round(p.flops / (cfg.pretrain.batch_size * passes_per_sample * image_flops_pretrain))
-    spent = total if passes_per_sample > 0 else 0.0
-    step = cfg.finetune.batch_size * image_flops_finetune
-    return Estimate(budget_flops=total, pretrain_steps=pre_steps,
-                    finetune_steps=p.finetune_steps(recipe_steps(cfg, n_labelled), step, spent),
-                    pretrain_flops=spent,
-                    finetune_flops=cfg.finetune.epochs * n_labelled * image_flops_finetune
-                    + p.finetune_extra(spent))
+    costs = Costs(n_pretrain=n_pretrain, n_labelled=n_labelled, image_flops=image_flops_pretrain,
+                  pretrain_step_flops=cfg.pretrain.batch_size * passes_per_sample * image_flops_pretrain,
+                  finetune_step_flops=cfg.finetune.batch_size * image_flops_finetune,
+                  recipe_steps=recipe_steps(cfg, n_labelled), measured=False)
+    r = plan_run(cfg, costs)
+    return Estimate(budget_flops=math.nan if r.budget_flops is None else r.budget_flops,
+                    pretrain_steps=r.pretrain_steps, finetune_steps=r.finetune_steps,
+                    pretrain_flops=r.pretrain_flops, finetune_flops=r.finetune_flops)

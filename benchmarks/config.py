@@ -19,6 +19,20 @@ CONF_DIR = Path(__file__).parent / "conf"
 PROFILES = ("smoke", "cpu", "paper")
 MATCHES = ("pretrain", "total")
 LOGGERS = ("none", "csv", "tensorboard")   # engine.logger: Lightning Fabric's loggers
+# Choices the schema's types cannot express, checked at composition (``orchestration.compose``);
+# the modules that implement them import them from here, so no check needs torch.
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")   # timm names
+OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
+POSE_HEADS = ("regression", "heatmap")     # direct regression (PeCLR's RN_25D_wMLPref) | 2.5D heatmaps
+ROOT_MODES = ("closed_form", "prior")      # what the pose model's root refiner corrects
+WORLDS = ("capture", "sphere")             # synthetic lab viewpoints: FreiHAND-like | every direction
+# The synthetic generator's version: bump whenever the generated files change (2: lab worlds,
+# 3: wild 3D). Part of every generated set's folder name and of the pre-training cache key.
+SYNTH_VERSION = 3
+ACCELERATORS = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-training data sets
+SEED_MAX = 2 ** 31 - 1                     # seeds go to torch and numpy generators
 
 
 @dataclass
@@ -34,6 +48,27 @@ class AugmentConfig:
     hue: float = 0.05               # shift ~ U(-h, h) of a full turn
     blur_p: float = 0.5             # probability of a Gaussian blur
     blur_sigma_max: float = 1.5     # sigma ~ U(0.1, max) x (res / 64) pixels
+
+
+def check_augment(cfg: AugmentConfig, key: str) -> None:
+    """The augmenter's ranges, one line per problem (``UserError``)."""
+    from benchmarks.errors import UserError
+
+    checks = [
+        ("rotate_deg", cfg.rotate_deg >= 0, ">= 0"),
+        ("translate", 0 <= cfg.translate < 1, "in [0, 1)"),
+        ("scale_min", cfg.scale_min > 0, "> 0"),
+        ("scale_max", cfg.scale_max >= cfg.scale_min, ">= scale_min"),
+        ("brightness", 0 <= cfg.brightness < 1, "in [0, 1)"),
+        ("contrast", 0 <= cfg.contrast < 1, "in [0, 1)"),
+        ("saturation", 0 <= cfg.saturation < 1, "in [0, 1)"),
+        ("hue", 0 <= cfg.hue <= 0.5, "in [0, 0.5]"),
+        ("blur_p", 0 <= cfg.blur_p <= 1, "in [0, 1]"),
+        ("blur_sigma_max", cfg.blur_sigma_max >= 0.1, ">= 0.1"),
+    ]
+    for name, ok, rule in checks:
+        if not ok:
+            raise UserError(f"{key}.{name} must be {rule} (got {getattr(cfg, name)})")
 
 
 @dataclass
@@ -121,7 +156,7 @@ class EngineConfig:
     log_every: int = 10             # steps
     progress: bool = True
     progress_every_s: float = 30.0  # a plain progress line this often when output is no terminal
-    logger: str = "none"            # none | csv | tensorboard: both phases' curves under the run
+    logger: str = "csv"             # none | csv | tensorboard: both phases' curves under the run
     threads: int = 0                # torch intra-op threads; 0: torch's default (one per core)
 
 

@@ -20,13 +20,12 @@ import torch
 from torch import nn
 
 from benchmarks.budget import warmup_cosine
-from benchmarks.config import EngineConfig
+from benchmarks.config import OPTIMIZERS, EngineConfig
 from benchmarks.errors import one_line
 
 CKPT = "last.ckpt"
 NO_STEP = -1                    # first_bad's value while every loss so far was finite
 PREV = "prev.ckpt"              # the last good checkpoint before CKPT, kept until CKPT is verified
-OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
 
 
 class TrainingError(RuntimeError):
@@ -124,11 +123,13 @@ class PhaseResult:
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, console=None, log_dir: Path | None = None):
+    def __init__(self, cfg: EngineConfig, console=None, log_dir: Path | None = None,
+                 hparams: dict | None = None):
         self.cfg = cfg
         self.fabric = make_fabric(cfg)
         self.console = console
         self.log_dir = log_dir          # engine.logger's curves go under it, one folder per phase
+        self.hparams = hparams          # the run's config, logged with each phase's curves
 
     @property
     def device(self) -> torch.device:
@@ -173,9 +174,14 @@ class Engine:
                          wall_s=time.perf_counter() - wall0)
             tmp = ckpt.with_name(f".{CKPT}.{os.getpid()}.tmp")
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            fabric.save(tmp, state)
+            try:
+                fabric.save(tmp, state)
+                if fabric.is_global_zero:
+                    _verify(tmp)                 # a full disk fails here, not on the next resume
+            except BaseException:
+                tmp.unlink(missing_ok=True)      # a failed save never keeps a full disk full
+                raise
             if fabric.is_global_zero:
-                _verify(tmp)                     # a full disk fails here, not on the next resume
                 if ckpt.exists():
                     os.replace(ckpt, ckpt.with_name(PREV))
                 os.replace(tmp, ckpt)
@@ -267,7 +273,18 @@ class Engine:
         from lightning_fabric.loggers import CSVLogger, TensorBoardLogger
 
         kind = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}[self.cfg.logger]
-        return kind(root_dir=str(self.log_dir), name=phase, version=0)
+        logger = kind(root_dir=str(self.log_dir), name=phase, version=0)
+        if self.hparams:
+            if isinstance(logger, CSVLogger):        # Fabric's CSVLogger logs no hyper-parameters
+                import yaml
+
+                logger.experiment                    # creates its folder (and checks it) first
+                folder = Path(logger.log_dir)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "hparams.yaml").write_text(yaml.safe_dump(_flat(self.hparams), sort_keys=False))
+            else:
+                logger.log_hyperparams(_flat(self.hparams))
+        return logger
 
     def _restore(self, phase: str, folder: Path, state: dict) -> bool:
         """Load the newest readable checkpoint of ``folder`` into ``state``: ``last.ckpt``, or
@@ -278,7 +295,7 @@ class Engine:
             if not path.exists():
                 continue
             try:
-                self.fabric.load(path, state)
+                self.fabric.load(path, state, weights_only=True)
             except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, loudly
                 self._say(f"{phase}: checkpoint {path} cannot be read ({one_line(err)[:120]})")
                 continue
@@ -308,9 +325,20 @@ class Engine:
         return bool(self.fabric.all_reduce(flag, reduce_op="max") > 0)
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A nested config as flat ``a.b.c`` keys (what the loggers' hparams tables show)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return out
+
+
 def _verify(path: Path) -> None:
     """Read a freshly written checkpoint back; raises if it is not a complete file."""
-    torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 class _Progress:

@@ -15,13 +15,21 @@ one calls broken the other lists with the same reason. Kinds:
 ``ok``          a complete, successful record of this schema (:func:`table_row` reads it)
 ``failed``      the run reported an error (``status: failed``); the reason is its error line
 ``unreadable``  not a JSON object: truncated, not JSON, or a JSON list or string
-``invalid``     JSON that breaks the record contract: another schema, an unknown status, or
-                an ok record whose metric is missing, a string, NaN or out of range
+``invalid``     JSON that breaks the record contract: another schema, an unknown status, a
+                ``run_id`` that is not the name of the record's folder (a record copied or
+                moved into another folder), or an ok record whose metric is missing, a
+                string, NaN or out of range (see below)
 
 The contract of an ok record is :func:`table_row`: the text fields, an integer seed, the
 four scalar metrics, the PCK curves, the 21 per-joint errors and the compute spent are
 required; the floors, 2D scores and pose head are optional (absent in older records), but
 a present value of the wrong kind makes the record invalid.
+
+Ranges, by the metric's name (:func:`_bounds`): AUC and PCK (``auc``, ``pa_auc``, ``auc_2d``,
+every entry of ``pck``, ``pa_pck``, ``pck_2d``) are fractions in [0, 1]; errors in
+millimetres (names ending in ``_mm``: the EPEs, the per-joint errors, the floors in
+``baselines``, the periodic evaluations' errors) lie in [0, :data:`MAX_ERROR_MM`]. Where an
+optional one of these is present it is held to the same range.
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAN
 PROBE_PREFIX = "probe_"
 TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
 EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
-DEFAULT_HEAD = "regression"       # eval.pose_model.HEADS[0]: records written before the head was a choice used it
+DEFAULT_HEAD = "regression"       # benchmarks.pose_model.HEADS[0]: records written before the head was a choice used it
 HEAD_FIELD = "config.finetune.head"
 # optional scalar columns (NaN where the record lacks them) -> where the record keeps them
 FLOORS: dict[str, str] = {
@@ -60,6 +68,23 @@ DIAGNOSTICS: dict[str, str] = {
     "auc_2d": "metrics.auc_2d",
 }
 OPTIONAL: dict[str, str] = {**FLOORS, **DIAGNOSTICS}
+# the optional per-joint unaligned errors and 2D PCK curve, checked where present (not columns)
+PER_JOINT_EPE = "metrics.per_joint_epe_mm"
+PCK_2D = "metrics.pck_2d"
+
+# What a metric's name says it holds (see :func:`_bounds`).
+FRACTION, ERROR_MM = "fraction", "error in mm"
+FRACTIONS: frozenset[str] = frozenset({"auc", "pa_auc", "auc_2d", "pck", "pa_pck", "pck_2d"})  # in [0, 1]
+ERROR_SUFFIX = "_mm"                 # an error in millimetres, in [0, MAX_ERROR_MM]
+NOT_ERRORS: frozenset[str] = frozenset({"pck_thresholds_mm"})          # in mm, but not errors
+# The largest error in mm a record may hold: 10 m. The evaluated hands are about 0.2 m across
+# and lie within a metre or two of the camera, so no prediction inside the scene, nor one at
+# the camera or mirrored behind it, is off by more than a few metres (aligned errors, after
+# Procrustes with scale, by less than the hand's size); the largest unaligned EPE of the
+# committed records is 381 mm. 10 m is thus above any error a network can make and far below
+# what only a unit slip (m for um) or an overflow writes (1e308 overflows the seeds' sums of
+# squares to inf and the report then fails in a figure's linear algebra).
+MAX_ERROR_MM = 1e4
 
 
 KINDS = ("ok", "failed", "unreadable", "invalid")
@@ -131,12 +156,12 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)   # keys this version does not know
 
     @classmethod
-    def start(cls, cfg, run_id: str) -> "Record":
-        """The record of run ``run_id`` of config ``cfg`` before it has a result."""
-        import methods
+    def start(cls, run) -> "Record":
+        """The record of ``run`` (a ``benchmarks.run.Run``) before it has a result."""
         from benchmarks.config import to_container
 
-        return cls(run_id=run_id, method=methods.get(cfg.method.name).row_name(cfg.method),
+        cfg = run.cfg
+        return cls(run_id=run.run_id, method=run.row,
                    backbone=cfg.backbone, data=cfg.data.name, budget=cfg.budget, match=cfg.match,
                    label_fraction=float(cfg.finetune.label_fraction), seed=int(cfg.seed),
                    profile=cfg.profile, config=to_container(cfg))
@@ -233,26 +258,98 @@ def _get(record: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def _bounds(dotted: str) -> str | None:
+    """What the metric at ``dotted`` is, by its last name: :data:`FRACTION` (in [0, 1]),
+    :data:`ERROR_MM` (in [0, :data:`MAX_ERROR_MM`]) or None (any number >= 0)."""
+    name = dotted.rsplit(".", 1)[-1]
+    if name in FRACTIONS:
+        return FRACTION
+    if name.endswith(ERROR_SUFFIX) and name not in NOT_ERRORS:
+        return ERROR_MM
+    return None
+
+
+def _limits(kind: str | None) -> tuple[float, float]:
+    """The lowest and highest value a metric of ``kind`` (see :func:`_bounds`) may hold."""
+    return {FRACTION: (0.0, 1.0), ERROR_MM: (0.0, MAX_ERROR_MM)}.get(kind, (0.0, math.inf))
+
+
+def _in_range(dotted: str, value: float, kind: str | None) -> None:
+    """Raise Invalid (one line) where the finite number ``value`` is outside what ``kind`` holds."""
+    low, high = _limits(kind)
+    if low <= value <= high:
+        return
+    if kind == FRACTION:
+        raise Invalid(f"{dotted} is {value!r}, outside [0, 1]: AUC and PCK are fractions")
+    if value < low:
+        raise Invalid(f"{dotted} is {value!r}, below {low:g}")
+    raise Invalid(f"{dotted} is {value!r}, above {high:g} mm: no hand pose error is that large")
+
+
+def _is_number(value: Any) -> bool:
+    """True for a finite int or float (not a bool; not an int too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:                       # JSON may hold an integer of any size
+        return False
+
+
+def _said(value: Any) -> str:
+    """``value`` as a reason quotes it; an integer too large for a float by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and not _is_number(value):
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
 def _number(record: dict[str, Any], dotted: str, minimum: float | None = None) -> float:
     value = _get(record, dotted)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Invalid(f"{dotted} is {value!r}, not a finite number")
+    if not _is_number(value):
+        raise Invalid(f"{dotted} is {_said(value)}, not a finite number")
     if minimum is not None and value < minimum:
         raise Invalid(f"{dotted} is {value!r}, below {minimum:g}")
     return float(value)
 
 
-def _numbers(record: dict[str, Any], dotted: str, length: int | None = None) -> np.ndarray:
+def _metric(record: dict[str, Any], dotted: str) -> float:
+    """The finite number at ``dotted``, within the range its name implies (:func:`_bounds`)."""
+    value = _number(record, dotted)
+    _in_range(dotted, _get(record, dotted), _bounds(dotted))    # the value as the file has it
+    return value
+
+
+def _numbers(record: dict[str, Any], dotted: str, length: int | None = None,
+             bounded: bool = False) -> np.ndarray:
+    """The list of finite numbers at ``dotted`` (of ``length`` values); where ``bounded``, each
+    within the range the list's name implies (:func:`_bounds`)."""
     value = _get(record, dotted)
-    try:
-        array = np.asarray(value, dtype=float) if isinstance(value, list) else None
-    except (TypeError, ValueError):
-        array = None
-    if array is None or array.ndim != 1 or not np.isfinite(array).all():
+    if not isinstance(value, list):
         raise Invalid(f"{dotted} is not a list of finite numbers")
+    try:                                    # vectorised: a report reads thousands of curves
+        array = np.asarray(value, dtype=float) if set(map(type, value)) <= {int, float} else None
+    except OverflowError:                   # an integer too large for a float
+        array = None
+    if array is None or not np.isfinite(array).all():
+        for i, entry in enumerate(value):   # name the first entry that is not a finite number
+            if not _is_number(entry):
+                raise Invalid(f"{dotted}[{i}] is {_said(entry)}, not a finite number")
+        array = np.asarray(value, dtype=float)
     if length is not None and len(array) != length:
         raise Invalid(f"{dotted} has {len(array)} values, expected {length}")
+    if bounded:
+        kind = _bounds(dotted)
+        low, high = _limits(kind)
+        outside = np.flatnonzero((array < low) | (array > high))
+        if outside.size:
+            i = int(outside[0])
+            _in_range(f"{dotted}[{i}]", value[i], kind)
     return array
+
+
+def _curve(record: dict[str, Any], dotted: str, length: int | None = None) -> np.ndarray:
+    """The list at ``dotted``, each entry within the range the list's name implies."""
+    return _numbers(record, dotted, length, bounded=True)
 
 
 def _lookup(record: dict[str, Any], dotted: str) -> Any:
@@ -270,8 +367,22 @@ def _lookup(record: dict[str, Any], dotted: str) -> Any:
 
 
 def _optional(record: dict[str, Any], dotted: str) -> float:
-    """The finite number >= 0 at ``dotted``, or NaN where a part of the path is absent or null."""
-    return math.nan if _lookup(record, dotted) is None else _number(record, dotted, minimum=0.0)
+    """The metric at ``dotted`` (:func:`_metric`), or NaN where a part of the path is absent or null."""
+    return math.nan if _lookup(record, dotted) is None else _metric(record, dotted)
+
+
+def _check_baselines(record: dict[str, Any]) -> None:
+    """Hold every floor's scores in ``baselines`` (where present) to their ranges: the four
+    scalar metrics of each floor, not only those the table has a column for."""
+    floors = _lookup(record, "baselines")
+    if floors is None:
+        return
+    if not isinstance(floors, dict):
+        raise Invalid(f"baselines is a {type(floors).__name__}, not an object")
+    for name in sorted(floors):
+        for metric in METRICS:
+            if _lookup(record, f"baselines.{name}.{metric}") is not None:
+                _metric(record, f"baselines.{name}.{metric}")
 
 
 def _head(record: dict[str, Any]) -> str:
@@ -304,12 +415,16 @@ def table_row(record: dict[str, Any], run: str
     row["seed"] = seed
     row["label_fraction"] = _number(record, "label_fraction", minimum=0.0)
     for metric in METRICS:
-        row[metric] = _number(record, f"metrics.{metric}", minimum=0.0)
+        row[metric] = _metric(record, f"metrics.{metric}")
     thresholds = _numbers(record, "metrics.pck_thresholds_mm")
     row["pck_thresholds_mm"] = thresholds
-    row["pck"] = _numbers(record, "metrics.pck", len(thresholds))
-    row["pa_pck"] = _numbers(record, "metrics.pa_pck", len(thresholds))
-    row["per_joint_pa_epe_mm"] = _numbers(record, "metrics.per_joint_pa_epe_mm", len(JOINTS))
+    row["pck"] = _curve(record, "metrics.pck", len(thresholds))
+    row["pa_pck"] = _curve(record, "metrics.pa_pck", len(thresholds))
+    row["per_joint_pa_epe_mm"] = _curve(record, "metrics.per_joint_pa_epe_mm", len(JOINTS))
+    if _lookup(record, PER_JOINT_EPE) is not None:
+        _curve(record, PER_JOINT_EPE, len(JOINTS))
+    if _lookup(record, PCK_2D) is not None:
+        _curve(record, PCK_2D)
     row["pretrain_flops"] = _number(record, "compute.pretrain_flops", minimum=0.0)
     row["finetune_flops"] = _number(record, "compute.finetune_flops", minimum=0.0)
     row["total_flops"] = row["pretrain_flops"] + row["finetune_flops"]
@@ -319,6 +434,7 @@ def table_row(record: dict[str, Any], run: str
     row["head"] = _head(record)
     for column, dotted in OPTIONAL.items():
         row[column] = _optional(record, dotted)
+    _check_baselines(record)
     probes = record.get("probes") or {}
     if not isinstance(probes, dict):
         raise Invalid("probes is not an object")
@@ -332,7 +448,7 @@ def table_row(record: dict[str, Any], run: str
     evals = []
     for i, point in enumerate(points):
         try:
-            evals.append({"run": run, **{key: _number(point, key, minimum=0.0) for key in EVAL_FIELDS}})
+            evals.append({"run": run, **{key: _metric(point, key) for key in EVAL_FIELDS}})
         except Invalid as err:
             raise Invalid(f"curves.eval[{i}]: {err}") from None
     train = curves.get("train") or [] if isinstance(curves, dict) else []
@@ -368,6 +484,15 @@ def parse(path: Path) -> dict[str, Any]:
     return record
 
 
+def _check_folder(record: dict[str, Any], folder: str) -> None:
+    """A record names its run, and its folder is that run's (``<results>/<run_id>/``): a record
+    copied into another folder would otherwise count as another run (another seed)."""
+    run_id = record.get("run_id")
+    if run_id != folder:
+        raise Invalid(f"run_id {run_id!r} is not the name of its folder {folder!r}: "
+                      f"a record copied or moved into another run's folder")
+
+
 def check(path: Path) -> Checked:
     """Read the record at ``path`` and say which kind it is (see the module docstring)."""
     path = Path(path)
@@ -378,6 +503,7 @@ def check(path: Path) -> Checked:
     try:
         if record.get("schema") != SCHEMA:
             raise Invalid(f"schema {record.get('schema')!r}; this version reads schema {SCHEMA}")
+        _check_folder(record, path.parent.name)
         status = record.get("status")
         if status == "failed":
             return Checked(path, "failed", one_line(record.get("error") or "no error message in the record"),

@@ -2,7 +2,7 @@
 
 Protocol (the schema's defaults follow the published fine-tuning recipe of Spurr et al., ICCV
 2021; ``finetune.head``, ``finetune.root`` and ``finetune.optimizer`` name the alternatives):
-a 2.5D pose model (``eval.pose_model.PoseNet``) on the pre-trained backbone; L1 on 2D plus
+a 2.5D pose model (``benchmarks.pose_model.PoseNet``) on the pre-trained backbone; L1 on 2D plus
 ``depth_weight`` x L1 on scale-normalised relative depth; Adam, weight decay on weights only,
 warm-up and cosine decay over the planned steps; label-consistent augmentation with its own
 ranges (``finetune.augment``) through the shared batched augmenter (the image moves, the
@@ -26,13 +26,13 @@ import torch
 from omegaconf import DictConfig
 
 from benchmarks import batches as B
-from benchmarks.augment import Augmenter
 from benchmarks.compute import recipe_steps
 from benchmarks.engine import Engine, Phase, step_generator
 from benchmarks.flops import count_step_flops
 from eval.floors import floor_predictions, score_floors
 from eval.metrics import freihand_metrics, keypoint_2d_metrics
-from eval.pose_model import ROOT, PoseNet, pose_loss, root_depths, targets
+from benchmarks.pose_model import ROOT, PoseNet, root_depths, targets
+from benchmarks.pose_task import PoseTask
 
 EVAL_BATCH = 256
 PERIODIC = ("epe_mm", "pa_epe_mm", "auc", "pa_auc", "epe_2d_px", "zrel_l1", "z_root_l1")
@@ -50,42 +50,6 @@ class FinetuneResult:
     evals: list
     baselines: dict
     validation: dict | None
-
-
-class PoseTask:
-    """The fine-tuning step: augment, predict 2.5D, compare with the exact 2.5D targets.
-
-    The same step is ``synthetic3d``'s pre-training loss (with that method's augmenter), so
-    that pre-training on synthetic 3D labels optimises exactly what fine-tuning does.
-    """
-
-    def __init__(self, depth_weight: float, heatmap_weight: float, heatmap_sigma: float,
-                 augmenter: Augmenter | None = None, freeze_backbone: bool = False):
-        self.depth_weight, self.heatmap_weight = depth_weight, heatmap_weight
-        self.heatmap_sigma, self.freeze_backbone = heatmap_sigma, freeze_backbone
-        self.augmenter = augmenter
-
-    @classmethod
-    def for_finetuning(cls, cfg: DictConfig) -> "PoseTask":
-        ft = cfg.finetune
-        aug = Augmenter(ft.augment, key="finetune.augment") if ft.augment.enabled else None
-        return cls(ft.depth_weight, ft.heatmap_weight, ft.heatmap_sigma, aug, ft.freeze_backbone)
-
-    def __call__(self, model: PoseNet, batch: dict, g: torch.Generator):
-        images = batch["image"]
-        images = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
-        res = images.shape[-1]
-        K = batch["K"].float()
-        views = self.augmenter(images, g) if self.augmenter is not None else None
-        with torch.autocast(K.device.type, enabled=False):         # exact targets under bf16
-            if views is not None:
-                images = views.images
-                K = self.augmenter.affine(views.params, res).float() @ K
-            truth = targets(batch["xyz"].float(), K)
-        if self.freeze_backbone:
-            model.backbone.eval()
-        pred = model(images, K)
-        return pose_loss(pred, truth, res, self.depth_weight, self.heatmap_weight, self.heatmap_sigma)
 
 
 @torch.no_grad()
@@ -135,32 +99,50 @@ def poses(source) -> np.ndarray:
     return source.xyz[source.image_ids % source.n_unique].astype(np.float64)
 
 
-def finetune(cfg: DictConfig, backbone, train, test,
-             engine: Engine, ckpt_dir, steps=None, val=None) -> FinetuneResult:
-    """Fine-tune a pose model on ``backbone`` and evaluate it on ``test`` (and ``val``, the
-    held-out training ids, when given).
+@dataclass
+class Finetuning:
+    """A fine-tuning set up before the run's plan: the pose model on the backbone, its task,
+    its batch order and the measured cost of one step (``recipe`` steps by the recipe)."""
+    cfg: DictConfig
+    model: PoseNet
+    task: PoseTask
+    train: object
+    order: object
+    seed: int
+    step_flops: float
+    recipe: int
+    train_poses: np.ndarray
 
-    ``steps(recipe, step_flops)``: the steps to train, from the recipe's steps and the measured
-    cost of a step (``benchmarks.compute.Plan.finetune_steps``: under ``match=total`` the budget
-    a method did not spend on pre-training is spent here); the recipe alone when None.
-    """
+
+def prepare(cfg: DictConfig, backbone, train, engine: Engine, seed: int) -> Finetuning:
+    """Build the pose model on ``backbone`` (which pre-training may still change in place),
+    and measure one step on a copy; ``seed`` is the run's fine-tune seed."""
     device = engine.device
     ft = cfg.finetune
-    seed = ft.seed if ft.seed is not None else cfg.seed
-    res = cfg.data.res
     torch.manual_seed(seed + 2)
     train_poses = poses(train)
     model = PoseNet(backbone, backbone.feat_dim, head=ft.head, root=ft.root)
     model.refiner.set_prior(root_depths(torch.from_numpy(train_poses)))
     model = model.to(device)
-    if ft.freeze_backbone:
-        backbone.requires_grad_(False)
     task = PoseTask.for_finetuning(cfg)
     order = B.StepIndices(len(train), ft.batch_size, seed)
     first = {k: v.to(device) for k, v in B.take(train, order(0)).items()}
     step_flops = count_step_flops(model, task, first, step_generator(seed, "probe", 0, device))
-    recipe = recipe_steps(cfg, len(train))
-    steps = recipe if steps is None else steps(recipe, step_flops)
+    return Finetuning(cfg, model, task, train, order, seed, step_flops,
+                      recipe_steps(cfg, len(train)), train_poses)
+
+
+def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=None
+             ) -> FinetuneResult:
+    """Fine-tune the prepared pose model for ``steps`` (the run's plan) and evaluate it on
+    ``test`` (and ``val``, the held-out training ids, when given)."""
+    cfg, model, task, train, order, seed = (prep.cfg, prep.model, prep.task, prep.train,
+                                            prep.order, prep.seed)
+    device = engine.device
+    ft = cfg.finetune
+    res = cfg.data.res
+    if ft.freeze_backbone:
+        model.backbone.requires_grad_(False)
     points = min(ft.eval_points, steps)
     eval_steps = tuple(sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)}))
 
@@ -176,13 +158,13 @@ def finetune(cfg: DictConfig, backbone, train, test,
                optimizer=ft.optimizer)
     out = engine.fit(ph)
     metrics = evaluate(model, test, device, res, cfg.engine.num_workers)
-    floors = floor_predictions(train_poses)
+    floors = floor_predictions(prep.train_poses)
     baselines = score_floors(floors, poses(test))
     validation = None
     if val is not None:
         validation = evaluate(model, val, device, res, cfg.engine.num_workers)
         validation["baselines"] = score_floors(floors, poses(val))
-    return FinetuneResult(metrics=metrics, steps=steps, flops=steps * step_flops,
-                          step_flops=step_flops, images=steps * ft.batch_size,
+    return FinetuneResult(metrics=metrics, steps=steps, flops=steps * prep.step_flops,
+                          step_flops=prep.step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,
                           baselines=baselines, validation=validation)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from eval.metrics import freihand_metrics, procrustes_align
-from eval.pose_model import ROOT
+from benchmarks.pose_model import ROOT
 
 FLOORS = ("canonical_hand", "one_point")
 KEYS = ("epe_mm", "pa_epe_mm", "auc", "pa_auc")

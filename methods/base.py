@@ -2,15 +2,40 @@
 
 A method never touches files, devices or launch: the engine hands it a batch already on
 the right device, the backbone, and the shared batched augmenter; it returns a loss.
+
+A method's file imports no torch when it is loaded: its config, its card (summary, citation,
+inputs, passes) and its checks (``settle``) are what ``bench methods`` and config composition
+read, and both answer without torch. Torch is imported where a method is built (``__init__``,
+``loss`` and the helpers they call, by function-level imports); building one makes it an
+``nn.Module`` (see ``Method.__new__``).
 """
 from __future__ import annotations
 
-from typing import ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from benchmarks.config import MethodConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from benchmarks.backbone_weights import InitWeights
+
+_TRAINABLE: dict[type, type] = {}
+
+
+def trainable(cls: type) -> type:
+    """``cls`` as an ``nn.Module``: the class ``(cls, nn.Module)``, made once per method class.
+    The method's own ``__init__`` then runs ``nn.Module.__init__`` through ``super()``."""
+    if cls.__dict__.get("_is_module"):
+        return cls
+    if cls not in _TRAINABLE:
+        from torch import nn
+
+        _TRAINABLE[cls] = type(cls.__name__, (cls, nn.Module),
+                               {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                "__doc__": cls.__doc__, "_is_module": True})
+    return _TRAINABLE[cls]
 
 # What a method may ask the pre-training loader for (``Method.inputs``):
 #   "images"       batch["image"]    (B, 3, H, W) float in [0, 1], hand crops at pretrain.res
@@ -24,7 +49,7 @@ from benchmarks.config import MethodConfig
 INPUTS = ("images", "keypoints2d", "pose3d", "triplets")
 
 
-class Method(nn.Module):
+class Method:
     """Base class. Subclasses set the class attributes and implement ``loss``.
 
     ``backbone`` is a ``benchmarks.backbone.Backbone``: it takes images in [0, 1] (it
@@ -48,6 +73,10 @@ class Method(nn.Module):
         cls.name = cls.Config.name
         cls.pretrains = cls.passes_per_sample > 0
 
+    def __new__(cls, *args, **kwargs):
+        """Building a method gives an instance of its ``nn.Module`` form (``trainable``)."""
+        return object.__new__(trainable(cls))
+
     def __init__(self, cfg: MethodConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
         super().__init__()
         self.cfg = cfg
@@ -66,8 +95,11 @@ class Method(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
-        """Init-only methods set the backbone's weights here (in place)."""
+    def init_weights(cls, cfg: MethodConfig) -> InitWeights | None:
+        """Init-only methods: the weights the backbone starts from, as a declaration the harness
+        loads (``benchmarks.backbone_weights.apply_init``); None keeps the backbone's own
+        initialisation."""
+        return None
 
     @classmethod
     def settle(cls, cfg: MethodConfig, run=None) -> None:

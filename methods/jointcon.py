@@ -35,17 +35,17 @@ coordinate 2 u / W - 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
-import torch.distributed as torch_dist
-import torch.nn.functional as F
-from lightly.models.modules.heads import ProjectionHead
-from lightly.utils import dist
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+RESNET_STRIDES = (2, 4, 8, 16, 32)     # the feature maps timm's ResNets expose (feature_info)
 
 
 @dataclass
@@ -64,6 +64,8 @@ def sample_at_points(fmap: Tensor, uv: Tensor, size: tuple[int, int]) -> Tensor:
     ``uv`` is in pixels of an image of ``size`` = (width, height) covering the same extent as
     the map (module docstring). Points must be finite; edge cells extend to the border.
     """
+    import torch.nn.functional as F
+
     width, height = size
     scale = uv.new_tensor([2.0 / width, 2.0 / height])
     grid = (uv * scale - 1.0).unsqueeze(2)                       # (B, K, 1, 2)
@@ -81,6 +83,10 @@ def visible_joints(uv: Tensor, size: tuple[int, int]) -> Tensor:
 
 def _all_gather(t: Tensor) -> Tensor:
     """Concatenation of ``t`` over DDP ranks, no gradient (labels)."""
+    import torch
+    import torch.distributed as torch_dist
+    from lightly.utils import dist
+
     parts = [torch.empty_like(t) for _ in range(dist.world_size())]
     torch_dist.all_gather(parts, t)
     return torch.cat(parts)
@@ -98,11 +104,16 @@ def supcon_loss(z: Tensor, labels: Tensor, temperature: float = 0.1,
     (``gather_distributed``) every rank's rows join the contrast set, labels must then be
     globally meaningful. Computed in float32, also under autocast.
     """
+    import torch
+
     with torch.autocast(z.device.type, enabled=False):
         return _supcon(z.float(), labels, temperature, gather_distributed)
 
 
 def _supcon(z: Tensor, labels: Tensor, temperature: float, gather_distributed: bool) -> Tensor:
+    import torch
+    from lightly.utils import dist
+
     contrast, contrast_labels = z, labels
     offset = 0
     if gather_distributed and dist.world_size() > 1:
@@ -132,7 +143,20 @@ class JointCon(Method):
     passes_per_sample = 2
     Config = JointConConfig
 
+    @classmethod
+    def settle(cls, cfg: JointConConfig, run=None) -> None:
+        strides = list(cfg.feature_strides)
+        if not strides or any(s not in RESNET_STRIDES for s in strides):
+            raise UserError(f"method.feature_strides={strides}: choose a non-empty subset of "
+                            f"{list(RESNET_STRIDES)}")
+        for key in ("proj_hidden", "proj_dim", "temperature"):
+            if not getattr(cfg, key) > 0:
+                raise UserError(f"method.{key} must be > 0 (got {getattr(cfg, key)})")
+
     def __init__(self, cfg: JointConConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+        from lightly.models.modules.heads import ProjectionHead
+        from torch import nn
+
         super().__init__(cfg, backbone, feat_dim, augmenter)
         info = list(backbone.net.feature_info)
         strides = [int(i["reduction"]) for i in info]
@@ -149,6 +173,8 @@ class JointCon(Method):
 
     def joint_features(self, images: Tensor, uv: Tensor) -> Tensor:
         """Hypercolumn features (B, K, C) at the points ``uv`` (finite, pixels) of ``images``."""
+        import torch
+
         maps = self.backbone.net.forward_intermediates(
             self.backbone.normalise(images), indices=self.stage_indices,
             intermediates_only=True, stop_early=True)
@@ -157,6 +183,10 @@ class JointCon(Method):
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
+        import torch
+        import torch.nn.functional as F
+        from lightly.utils import dist
+
         images, uv = batch["image"], batch["uv"]
         b, k = uv.shape[:2]
         views = [self.augmenter(images, generator, keypoints=uv) for _ in range(2)]

@@ -34,15 +34,16 @@ a subset for ablations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
-
-from benchmarks.augment import Augmenter
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
 from methods.base import Method
 from methods.simclr import projection_head
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 HEADS: dict[str, int] = {"rotation": 2, "translation": 2, "scale": 1, "color": 4}
 
@@ -56,6 +57,10 @@ class PairwiseConfig(MethodConfig):
 
 def relative_targets(params1: dict[str, Tensor], params2: dict[str, Tensor]) -> dict[str, Tensor]:
     """The relation view 2 -> view 1 of two augmenter draws, per head, each (B, k)."""
+    import torch
+
+    from benchmarks.augment import Augmenter
+
     d_angle = params1["angle"] - params2["angle"]
     rel = Augmenter.affine(params1) @ torch.linalg.inv(Augmenter.affine(params2))
     size = params1["size"].to(rel.dtype)
@@ -75,6 +80,8 @@ def relation_loss(pred: dict[str, Tensor], target: dict[str, Tensor], log_vars: 
 
     Returns the total and the unweighted mean L1 of each head.
     """
+    import torch
+
     per_head = {k: (pred[k] - target[k]).abs().mean() for k in pred}
     total = sum(l1 * torch.exp(-s) + s for l1, s in zip(per_head.values(), log_vars))
     return total, per_head
@@ -88,10 +95,8 @@ class Pairwise(Method):
     passes_per_sample = 2
     Config = PairwiseConfig
 
-    def __init__(self, cfg: PairwiseConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
-        super().__init__(cfg, backbone, feat_dim, augmenter)
-        if augmenter is None:
-            raise ValueError("pairwise needs the shared augmenter")
+    @classmethod
+    def settle(cls, cfg: PairwiseConfig, run=None) -> None:
         heads = list(cfg.heads)
         unknown = [h for h in heads if h not in HEADS]
         if unknown or not heads or len(set(heads)) != len(heads):
@@ -99,12 +104,24 @@ class Pairwise(Method):
                             f"(got {heads})")
         if cfg.hidden_dim <= 0:
             raise UserError(f"method.hidden_dim must be > 0 (got {cfg.hidden_dim})")
+
+    def __init__(self, cfg: PairwiseConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+        import torch
+        from torch import nn
+
+        super().__init__(cfg, backbone, feat_dim, augmenter)
+        if augmenter is None:
+            raise ValueError("pairwise needs the shared augmenter")
+        self.settle(cfg)
+        heads = list(cfg.heads)
         self.heads = nn.ModuleDict({h: projection_head(2 * feat_dim, cfg.hidden_dim, HEADS[h])
                                     for h in heads})
         self.log_vars = nn.Parameter(torch.zeros(len(heads)))
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
         images = batch["image"]
         view1 = self.augmenter(images, generator)
         view2 = self.augmenter(images, generator)

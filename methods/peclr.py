@@ -41,13 +41,13 @@ Differences from the official code (``Hybrid2Model`` in dahiyaaneesh/peclr)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from benchmarks.augment import rotation_matrix
 from benchmarks.errors import UserError
 from methods.simclr import SimCLR, SimCLRConfig
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -62,6 +62,8 @@ def _extent(points: Tensor) -> Tensor:
 
 def latent_forward(points: Tensor, params: dict[str, Tensor]) -> Tensor:
     """Move latent points (B, K, 2) as the augmenter moved the image (``params``)."""
+    from benchmarks.augment import rotation_matrix
+
     angle, scale = params["angle"].to(points.dtype), params["scale"].to(points.dtype)
     rot = rotation_matrix(angle) * scale[:, None, None]
     m = points.mean(dim=1, keepdim=True).detach()
@@ -71,6 +73,8 @@ def latent_forward(points: Tensor, params: dict[str, Tensor]) -> Tensor:
 
 def latent_inverse(points: Tensor, params: dict[str, Tensor]) -> Tensor:
     """Undo ``latent_forward``: the latent points (B, K, 2) of the untransformed image."""
+    from benchmarks.augment import rotation_matrix
+
     y = points - params["translate"].to(points.dtype)[:, None] * _extent(points)
     m = y.mean(dim=1, keepdim=True).detach()
     angle, scale = params["angle"].to(points.dtype), params["scale"].to(points.dtype)
@@ -80,6 +84,8 @@ def latent_inverse(points: Tensor, params: dict[str, Tensor]) -> Tensor:
 
 def to_points(z: Tensor) -> Tensor:
     """(B, n) projections -> (B, n/2, 2) L2-normalised planar points."""
+    import torch.nn.functional as F
+
     return F.normalize(z, dim=1).reshape(z.shape[0], -1, 2)
 
 
@@ -97,11 +103,12 @@ class PeCLR(SimCLR):
     citation = "Spurr et al., ICCV 2021"
     Config = PeCLRConfig
 
-    def __init__(self, cfg: PeCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+    @classmethod
+    def settle(cls, cfg: PeCLRConfig, run=None) -> None:
+        super().settle(cfg, run)
         if cfg.out_dim % 2:
             raise UserError(f"method.out_dim must be even for PeCLR's 2D points "
                             f"(got {cfg.out_dim})")
-        super().__init__(cfg, backbone, feat_dim, augmenter)
 
     def contrast(self, z1: Tensor, z2: Tensor, params1: dict[str, Tensor],
                  params2: dict[str, Tensor]) -> Tensor:

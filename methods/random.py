@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from benchmarks.config import MethodConfig
 from methods.base import Method
+
 
 
 @dataclass
@@ -29,10 +28,6 @@ class Random(Method):
     inputs = ()
     passes_per_sample = 0
     Config = RandomConfig
-
-    @classmethod
-    def init_backbone(cls, cfg: MethodConfig, backbone: nn.Module) -> None:
-        """Keep the weights the backbone was created with."""
 
 
 METHOD = Random

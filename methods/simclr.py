@@ -14,15 +14,16 @@ and PeCLR differ in one switch only, the latent inverse transform:
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-from lightly.loss import NTXentLoss
-from lightly.models.modules.heads import ProjectionHead
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from lightly.models.modules.heads import ProjectionHead
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -39,6 +40,9 @@ def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> ProjectionHea
     The head of the PeCLR and relation-model code; lightly's ``SimCLRProjectionHead``
     differs (no bias before BN, a BN after the output layer), hence the generic head.
     """
+    from lightly.models.modules.heads import ProjectionHead
+    from torch import nn
+
     return ProjectionHead([
         (in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU(), True),
         (hidden_dim, out_dim, None, None, False),
@@ -52,18 +56,26 @@ class SimCLR(Method):
     passes_per_sample = 2
     Config = SimCLRConfig
 
-    def __init__(self, cfg: SimCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
-        super().__init__(cfg, backbone, feat_dim, augmenter)
-        if augmenter is None:
-            raise ValueError(f"{self.name} needs the shared augmenter")
+    @classmethod
+    def settle(cls, cfg: SimCLRConfig, run=None) -> None:
         for key in ("hidden_dim", "out_dim", "temperature"):
             if not getattr(cfg, key) > 0:
                 raise UserError(f"method.{key} must be > 0 (got {getattr(cfg, key)})")
+
+    def __init__(self, cfg: SimCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+        from lightly.loss import NTXentLoss
+
+        super().__init__(cfg, backbone, feat_dim, augmenter)
+        if augmenter is None:
+            raise ValueError(f"{self.name} needs the shared augmenter")
+        self.settle(cfg)
         self.head = projection_head(feat_dim, cfg.hidden_dim, cfg.out_dim)
         self.criterion = NTXentLoss(temperature=cfg.temperature, gather_distributed=True)
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
         images = batch["image"]
         view1 = self.augmenter(images, generator)
         view2 = self.augmenter(images, generator)

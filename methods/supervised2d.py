@@ -19,12 +19,15 @@ reads and needs no second output path:
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
+from benchmarks.errors import UserError
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 N_JOINTS = 21
 
@@ -43,6 +46,8 @@ def normalise_uv(uv: Tensor, size: tuple[int, int]) -> Tensor:
 
 def keypoint_l1(pred: Tensor, target: Tensor) -> Tensor:
     """Mean absolute error over the finite entries of ``target`` (both (B, K, 2))."""
+    import torch
+
     labelled = target.isfinite()
     if not labelled.any():
         return pred.sum() * 0.0
@@ -56,8 +61,16 @@ class Supervised2D(Method):
     passes_per_sample = 1
     Config = Supervised2DConfig
 
+    @classmethod
+    def settle(cls, cfg: Supervised2DConfig, run=None) -> None:
+        if cfg.head_hidden < 0:
+            raise UserError(f"method.head_hidden must be >= 0, 0 for a linear head "
+                            f"(got {cfg.head_hidden})")
+
     def __init__(self, cfg: Supervised2DConfig, backbone: nn.Module, feat_dim: int,
                  augmenter=None):
+        from torch import nn
+
         super().__init__(cfg, backbone, feat_dim, augmenter)
         out = N_JOINTS * 2
         self.head = (nn.Sequential(nn.Linear(feat_dim, cfg.head_hidden), nn.ReLU(),

@@ -3,8 +3,8 @@
 The third alternative to SSL in Choi et al., ICLR 2023, beside ImageNet classification and
 2D-annotation pre-training (``supervised2d``): they pre-trained on SURREAL-like synthetic
 renderings with full 3D labels and fine-tuned on real data. Here the pose model the harness
-fine-tunes (``eval.pose_model.PoseNet``, with the run's ``finetune.head``) is trained on the
-synthetic wild set's 3D labels with the harness's own loss (``eval.finetune.PoseTask``: L1
+fine-tunes (``benchmarks.pose_model.PoseNet``, with the run's ``finetune.head``) is trained on the
+synthetic wild set's 3D labels with the harness's own loss (``benchmarks.pose_task.PoseTask``: L1
 on 2D, ``finetune.depth_weight`` x L1 on relative depth, the root refiner's L1, and the
 heatmap prior when the head has one), through the pre-training augmenter with the
 intrinsics moved along (``K' = A K``, so the 2.5D targets stay exact). Only the backbone is
@@ -21,15 +21,15 @@ supervision (none, 2D, 3D) see the same images. The root refiner's inputs are de
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
-from torch import Tensor, nn
-
-from benchmarks.config import FinetuneConfig, MethodConfig
-from eval.finetune import PoseTask
-from eval.pose_model import PoseNet
+from benchmarks.config import POSE_HEADS, FinetuneConfig, MethodConfig
+from benchmarks.errors import UserError
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -57,9 +57,19 @@ class Synthetic3D(Method):
         for key in SHARED:
             if cfg[key] is None and run is not None:
                 cfg[key] = run.finetune[key]
+        if cfg.head is not None and cfg.head not in POSE_HEADS:
+            raise UserError(f"method.head must be one of: {', '.join(POSE_HEADS)} (got {cfg.head!r})")
+        for key, rule, ok in (("depth_weight", ">= 0", lambda v: v >= 0),
+                              ("heatmap_weight", ">= 0", lambda v: v >= 0),
+                              ("heatmap_sigma", "> 0", lambda v: v > 0)):
+            if cfg[key] is not None and not ok(cfg[key]):
+                raise UserError(f"method.{key} must be {rule} (got {cfg[key]})")
 
     def __init__(self, cfg: Synthetic3DConfig, backbone: nn.Module, feat_dim: int,
                  augmenter=None):
+        from benchmarks.pose_model import PoseNet
+        from benchmarks.pose_task import PoseTask
+
         super().__init__(cfg, backbone, feat_dim, augmenter)
         schema = FinetuneConfig()
         value = {k: getattr(cfg, k) if getattr(cfg, k) is not None else getattr(schema, k)

@@ -23,12 +23,14 @@ Backbone passes per sample: 5 (two views of the centre image + the three triplet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
+from benchmarks.errors import UserError
 from methods.vicreg import VICReg, VICRegConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 
 @dataclass
@@ -43,6 +45,8 @@ def trajectory_loss(z_left: Tensor, z_centre: Tensor, z_right: Tensor) -> Tensor
     Inputs (B, D), any scale (each row is normalised onto the unit sphere first). A
     degenerate step (zero tangent component) gives a cosine of 0. Computed in float32.
     """
+    import torch.nn.functional as F
+
     zl, zc, zr = (F.normalize(z.float(), dim=1) for z in (z_left, z_centre, z_right))
 
     def tangent(v: Tensor) -> Tensor:
@@ -57,6 +61,12 @@ class TrajReg(VICReg):
     inputs = ("triplets",)
     passes_per_sample = 5
     Config = TrajRegConfig
+
+    @classmethod
+    def settle(cls, cfg: TrajRegConfig, run=None) -> None:
+        super().settle(cfg, run)
+        if not cfg.traj_weight >= 0:
+            raise UserError(f"method.traj_weight must be >= 0 (got {cfg.traj_weight})")
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:

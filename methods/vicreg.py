@@ -10,15 +10,15 @@ It is also the semantic loss under trajectory regularization (``methods/trajreg.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-from lightly.loss import VICRegLoss
-from lightly.loss.vicreg_loss import invariance_loss, variance_loss
-from lightly.models.modules.heads import VICRegProjectionHead
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
+from benchmarks.errors import UserError
 from methods.base import Method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -39,6 +39,8 @@ def vicreg_terms(z_a: Tensor, z_b: Tensor, eps: float = 1e-4) -> dict[str, Tenso
     averaged over both branches (lightly's definitions, as in the paper). The covariance
     term, quadratic in D, is left to the loss itself.
     """
+    from lightly.loss.vicreg_loss import invariance_loss, variance_loss
+
     return {"invariance": invariance_loss(z_a, z_b),
             "variance": 0.5 * (variance_loss(z_a, eps) + variance_loss(z_b, eps))}
 
@@ -50,8 +52,21 @@ class VICReg(Method):
     passes_per_sample = 2
     Config = VICRegConfig
 
+    @classmethod
+    def settle(cls, cfg: VICRegConfig, run=None) -> None:
+        for key in ("proj_hidden", "proj_dim", "proj_layers"):
+            if not getattr(cfg, key) > 0:
+                raise UserError(f"method.{key} must be > 0 (got {getattr(cfg, key)})")
+        for key in ("invariance_weight", "variance_weight", "covariance_weight"):
+            if not getattr(cfg, key) >= 0:
+                raise UserError(f"method.{key} must be >= 0 (got {getattr(cfg, key)})")
+
     def __init__(self, cfg: VICRegConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
+        from lightly.loss import VICRegLoss
+        from lightly.models.modules.heads import VICRegProjectionHead
+
         super().__init__(cfg, backbone, feat_dim, augmenter)
+        self.settle(cfg)
         self.projector = VICRegProjectionHead(feat_dim, cfg.proj_hidden, cfg.proj_dim,
                                               cfg.proj_layers)
         self.criterion = VICRegLoss(lambda_param=cfg.invariance_weight,
@@ -61,6 +76,8 @@ class VICReg(Method):
     def vicreg_loss(self, images: Tensor, generator: torch.Generator
                     ) -> tuple[Tensor, dict[str, float]]:
         """VICReg on two augmented views of ``images``: the loss and its logged terms."""
+        import torch
+
         b = len(images)
         views = torch.cat([self.augmenter(images, generator).images for _ in range(2)])
         z = self.projector(self.backbone(views)).float()

@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from torch import nn
-
-from benchmarks.backbone_weights import (file_sha256, load_backbone_state, read_state_dict,
-                                         strip_prefixes)
+from benchmarks.backbone_weights import InitWeights
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
 from methods.base import Method
@@ -45,7 +42,6 @@ class Weights(Method):
     inputs = ()
     passes_per_sample = 0
     Config = WeightsConfig
-    say = print                     # where the line about stripped prefixes goes
 
     @classmethod
     def settle(cls, cfg: WeightsConfig, run=None) -> None:
@@ -63,14 +59,7 @@ class Weights(Method):
         if cfg.label in methods.names():
             raise UserError(f"method.label {cfg.label!r} is a registered method; released weights "
                             f"need a name of their own (e.g. {cfg.label}-released)")
-        path = Path(cfg.weights).expanduser()
-        if not path.is_file():
-            raise UserError(f"method.weights: no such file: {path}")
-        sha = file_sha256(path)
-        if cfg.sha256 and cfg.sha256 != sha:
-            raise UserError(f"method.weights: {path} has sha256 {sha[:16]}..., not the "
-                            f"method.sha256 {cfg.sha256[:16]}... the config names")
-        cfg.sha256 = sha
+        # the file's sha256 (method.sha256) is filled in by composition (``InitWeights.pin``)
 
     @classmethod
     def row_name(cls, cfg: WeightsConfig) -> str:
@@ -81,13 +70,9 @@ class Weights(Method):
         return f"released weights {cfg.label} ({Path(cfg.weights).name}, sha256 {(cfg.sha256 or '')[:12]})"
 
     @classmethod
-    def init_backbone(cls, cfg: WeightsConfig, backbone: nn.Module) -> None:
-        path = Path(cfg.weights).expanduser()
-        state = read_state_dict(path)
-        state, said = strip_prefixes(state, backbone.net.state_dict())
-        if said:
-            cls.say(f"method.weights {path.name}: {'; '.join(said)}")
-        load_backbone_state(backbone.net, state, f"method.weights {path}")
+    def init_weights(cls, cfg: WeightsConfig) -> InitWeights:
+        """The file, training-wrapper prefixes stripped, pinned by its sha256."""
+        return InitWeights(file=cfg.weights, strip_prefixes=True, pin=True)
 
 
 METHOD = Weights

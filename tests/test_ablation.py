@@ -1,9 +1,9 @@
 """The ablation table labels each row by what its config changes, computed, never typed."""
-from benchmarks import compose
+from orchestration import compose
 from benchmarks.config import to_container
 from benchmarks.record import write_record
-from eval.report.ablation import changes, markdown, rows
-from eval.report.example import example_record
+from orchestration.ablation import changes, markdown, rows
+from example_records import example_record
 
 
 def test_changes_name_exactly_the_keys_that_differ():

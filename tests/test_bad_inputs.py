@@ -9,9 +9,9 @@ import stat
 import numpy as np
 import pytest
 
-from benchmarks.cli import main
+from orchestration.cli import main
 from benchmarks.record import write_record
-from eval.report.example import example_record
+from example_records import example_record
 
 
 def one_line_error(capsys, code, needle, exit_code=2):
@@ -43,7 +43,7 @@ def test_results_that_name_a_file_are_one_line(tmp_path, capsys, command):
 
 
 def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
-    from benchmarks.cli import _writable
+    from orchestration.cli import _writable
 
     assert _writable(tmp_path / "not" / "yet" / "there")
     (tmp_path / "ro").mkdir(mode=0o555)
@@ -53,7 +53,7 @@ def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
 @pytest.mark.parametrize("command", [["run", "--profile", "smoke"], ["report", "--out", "rep"]])
 def test_unwritable_results_are_one_line(tmp_path, capsys, monkeypatch, command):
     """Permissions cannot be revoked from root, so the check is replaced rather than the folder."""
-    from benchmarks import cli
+    from orchestration import cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_writable", lambda path: False)

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from benchmarks.cli import main
+from orchestration.cli import main
 
 SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "data", "methods", "status", "clean"]
 
 
 def bench(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], capture_output=True,
                           text=True, timeout=120, **kw)
 
 

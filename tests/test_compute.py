@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import compose, compute
+from benchmarks import compute
+from orchestration import compose
 from benchmarks.budget import parse_budget
 
 SMOKE = ["profile=smoke", "method=simclr"]
@@ -63,7 +64,7 @@ def test_the_estimate_is_the_plan_with_estimated_step_costs():
 
 def test_an_hours_budget_cannot_be_matched_in_total(tmp_path, capsys):
     """Refused when the config is composed: one line, exit 2, no record."""
-    from benchmarks.cli import main
+    from orchestration.cli import main
     from benchmarks.errors import UserError
 
     with pytest.raises(UserError, match="match=total needs a compute budget .* not hours"):

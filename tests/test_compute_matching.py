@@ -6,8 +6,9 @@ pre-training; a second fine-tune over a cached pre-training runs no pre-training
 """
 import pytest
 
-from benchmarks import compose, pretrain
-from benchmarks.runner import execute
+from eval import pretrain
+from orchestration import compose
+from orchestration.runner import execute
 
 FAST = ["profile=smoke", "finetune.epochs=1", "finetune.eval_points=1", "engine.progress=false"]
 BUDGET = "budget=2kimg"
@@ -18,14 +19,14 @@ def runs(tmp_path_factory, data_cache):
     results = tmp_path_factory.mktemp("runs")
     out = {}
     for name in ("simclr", "peclr", "pairwise", "jointcon", "trajreg"):
-        out[name] = execute(compose.load([f"method={name}", BUDGET, *FAST]), results, log=lambda *_: None)
-    out["random_total"] = execute(compose.load(["method=random", BUDGET, "match=total", *FAST]), results)
-    out["simclr_total"] = execute(compose.load(["method=simclr", BUDGET, "match=total", *FAST]), results)
+        out[name] = execute(compose.resolve([f"method={name}", BUDGET, *FAST]), results, log=lambda *_: None)
+    out["random_total"] = execute(compose.resolve(["method=random", BUDGET, "match=total", *FAST]), results)
+    out["simclr_total"] = execute(compose.resolve(["method=simclr", BUDGET, "match=total", *FAST]), results)
     trained = []
     with pytest.MonkeyPatch.context() as m:
         original = pretrain._train
         m.setattr(pretrain, "_train", lambda *a: trained.append(a) or original(*a))
-        out["simclr_lf"] = execute(compose.load(["method=simclr", BUDGET, "finetune.label_fraction=0.5",
+        out["simclr_lf"] = execute(compose.resolve(["method=simclr", BUDGET, "finetune.label_fraction=0.5",
                                                  "finetune.seed=7", *FAST]), results)
     out["pretrainings_for_simclr_lf"] = len(trained)
     return results, out
@@ -77,5 +78,5 @@ def test_finetune_only_changes_reuse_the_pretraining(runs):
 def test_a_repeated_run_reuses_its_record(runs):
     results, out = runs
     said = []
-    again = execute(compose.load(["method=simclr", BUDGET, *FAST]), results, log=said.append)
+    again = execute(compose.resolve(["method=simclr", BUDGET, *FAST]), results, log=said.append)
     assert again == out["simclr"] and "already done" in said[0]

@@ -109,7 +109,7 @@ def test_unknown_source_is_a_user_error(tmp_path):
 
 
 def test_sources_held_in_memory_draw_exactly_what_the_streamed_mixture_draws(sources):
-    from benchmarks.prepare import MixedTensors
+    from benchmarks.data.prepare import MixedTensors
     mix = Mixture(sources, [1, 1, 2], n=11, seed=4)
     held = MixedTensors(mix)
     keys = torch.tensor([0, 10, 11, 25, 47])

@@ -70,8 +70,8 @@ def test_triplets_test_split_and_collate(triplets):
 def test_wild_3d_labels_project_onto_the_crop_keypoints(tmp_path):
     """``synthetic3d``'s labels: the crop's intrinsics map the 3D joints onto the crop's 2D
     keypoints (to the files' rounding), so the 2.5D targets of its pose loss are exact."""
-    from benchmarks import synth
-    from eval.pose_model import targets
+    from benchmarks.synth import products as synth
+    from benchmarks.pose_model import targets
 
     root = synth.generate("wild", tmp_path / "wild", n=6, res=64, seed=3)
     plain = Wild(root, 32)

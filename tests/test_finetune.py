@@ -8,9 +8,9 @@ from benchmarks.augment import Augmenter
 from benchmarks.backbone import create_backbone
 from benchmarks.config import AugmentConfig, FinetuneAugmentConfig
 from benchmarks.data import FreiHAND, project
-from benchmarks.prepare import synthetic, to_tensors
+from benchmarks.data.prepare import synthetic, to_tensors
 from eval.finetune import evaluate, predict
-from eval.pose_model import PoseNet
+from benchmarks.pose_model import PoseNet
 
 
 def test_augmented_intrinsics_keep_labels_consistent():
@@ -62,13 +62,14 @@ def test_finetune_augmentation_has_its_own_ranges_and_switch():
 def test_a_run_records_its_floors_2d_scores_and_validation(tmp_path, data_cache):
     """Every record stands beside its floors on its own evaluation set; with held-out ids it
     also scores them (the split recipes are chosen on), never the evaluation split's ids."""
-    from benchmarks import compose
-    from benchmarks.runner import execute
+    from orchestration import compose
+    from orchestration.runner import execute
     from eval.floors import no_image_floors
 
-    cfg = compose.load(["method=random", "profile=smoke", "finetune.epochs=1",
-                        "finetune.eval_points=1", "engine.progress=false", "data.val_fraction=0.25"])
-    rec = execute(cfg, tmp_path, log=lambda *_: None)
+    run = compose.resolve(["method=random", "profile=smoke", "finetune.epochs=1",
+                           "finetune.eval_points=1", "engine.progress=false", "data.val_fraction=0.25"])
+    rec = execute(run, tmp_path, log=lambda *_: None)
+    cfg = run.cfg
     assert rec["status"] == "ok"
     m, floors = rec["metrics"], rec["baselines"]
     assert set(floors) == {"canonical_hand", "one_point"}
@@ -79,12 +80,12 @@ def test_a_run_records_its_floors_2d_scores_and_validation(tmp_path, data_cache)
     val = rec["validation"]
     assert val["n"] == round(0.25 * cfg.data.n_train) and m["n"] == cfg.data.n_eval
     # the floors are recomputable from the data the run used
-    from benchmarks.prepare import Data
+    from benchmarks.data.prepare import Data
     from eval.finetune import poses
     data = Data(cfg)
     train, test = data.labelled()
     again = no_image_floors(poses(train), poses(test))
     assert again["canonical_hand"]["pa_epe_mm"] == pytest.approx(floors["canonical_hand"]["pa_epe_mm"])
-    assert "validation" not in execute(compose.load(["method=random", "profile=smoke", "finetune.epochs=1",
+    assert "validation" not in execute(compose.resolve(["method=random", "profile=smoke", "finetune.epochs=1",
                                                      "finetune.eval_points=1", "engine.progress=false"]),
                                        tmp_path, log=lambda *_: None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from benchmarks import compose, jobstate, launch, status
+from orchestration import compose, jobstate, launch, status
 from benchmarks.errors import UserError
 
 
@@ -80,7 +80,8 @@ def test_snapshot_is_content_addressed_and_unaffected_by_later_edits(tmp_path):
     assert launch.snapshot_code(tmp_path / "sub", root=src) == first
     files = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
     assert files == ["benchmarks/__init__.py", "benchmarks/conf/config.yaml",
-                     "eval/__init__.py", "methods/__init__.py", launch.SNAPSHOT_META]
+                     "eval/__init__.py", "methods/__init__.py", "orchestration/__init__.py",
+                     launch.SNAPSHOT_META]
     assert set(json.loads((first / launch.SNAPSHOT_META).read_text())) >= {"git_sha", "git_dirty"}
     (src / "methods" / "__init__.py").write_text("VERSION = 'two'\n")       # an edit later on
     second = launch.snapshot_code(tmp_path / "sub", root=src)
@@ -122,10 +123,10 @@ def _task_pid(controller: int, timeout_s: float = 120.0) -> int:
 @pytest.mark.slow
 def test_local_job_stopped_mid_pretraining_requeues_and_ends_like_an_uninterrupted_run(
         tmp_path, data_cache):
-    reference = launch.run_here(compose.load(_smoke(data_cache)), tmp_path / "plain")
-    cfg = compose.load(_smoke(data_cache, "launcher.name=local"))
+    reference = launch.run_here(compose.resolve(_smoke(data_cache)), tmp_path / "plain")
+    run = compose.resolve(_smoke(data_cache, "launcher.name=local"))
     results = tmp_path / "results"
-    [job] = launch.submit_jobs(cfg, [[cfg]], results, force=False, name="bench-test")
+    [job] = launch.submit_jobs(run.cfg, [[run]], results, force=False, name="bench-test")
     task = _task_pid(int(job.job_id))
     deadline = time.monotonic() + 300
     while not list((results / ".pretrain").glob("*/ckpt/last.ckpt")):     # mid pre-training
@@ -146,9 +147,9 @@ def test_local_job_stopped_mid_pretraining_requeues_and_ends_like_an_uninterrupt
 
 @pytest.mark.slow
 def test_requeues_past_the_bound_end_in_a_failed_record(tmp_path, data_cache):
-    cfg = compose.load(_smoke(data_cache, "launcher.name=local", "launcher.max_requeues=0"))
+    run = compose.resolve(_smoke(data_cache, "launcher.name=local", "launcher.max_requeues=0"))
     results = tmp_path / "results"
-    [job] = launch.submit_jobs(cfg, [[cfg]], results, force=False, name="bench-test")
+    [job] = launch.submit_jobs(run.cfg, [[run]], results, force=False, name="bench-test")
     task = _task_pid(int(job.job_id))
     rid = status.run_ids(results)[0]
     deadline = time.monotonic() + 300

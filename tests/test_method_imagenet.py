@@ -4,18 +4,24 @@ import torch
 import torchvision
 
 import methods
-from methods import imagenet
+from benchmarks import hub_weights
 from benchmarks.backbone import create_backbone
+from benchmarks.backbone_weights import apply_init
 from benchmarks.errors import UserError
 
 ImageNet = methods.get("imagenet")
+
+
+def load_init(cfg, backbone):
+    """What the harness does for an init-only method: load the weights it declares."""
+    apply_init(ImageNet.init_weights(cfg), backbone)
 
 
 def load(tmp_path, obj, name="w.pth"):
     path = tmp_path / name
     torch.save(obj, path)
     backbone = create_backbone("resnet18")
-    ImageNet.init_backbone(ImageNet.Config(weights=str(path)), backbone)
+    load_init(ImageNet.Config(weights=str(path)), backbone)
     return backbone.net.state_dict()
 
 
@@ -49,7 +55,7 @@ def test_timm_state_dict_wrapped_and_without_batch_counters(tmp_path):
 
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        ImageNet.init_backbone(ImageNet.Config(weights=str(tmp_path / "absent.pth")),
+        load_init(ImageNet.Config(weights=str(tmp_path / "absent.pth")),
                                create_backbone("resnet18"))
 
 
@@ -65,7 +71,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 def test_not_a_state_dict_is_a_user_error(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a torch state dict"):
-        ImageNet.init_backbone(ImageNet.Config(weights=str(tmp_path / "junk.pth")),
+        load_init(ImageNet.Config(weights=str(tmp_path / "junk.pth")),
                                create_backbone("resnet18"))
 
 
@@ -76,7 +82,7 @@ def test_offline_without_cache_says_how_to_provide_weights(tmp_path, monkeypatch
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(UserError) as err:
-        ImageNet.init_backbone(ImageNet.Config(), create_backbone("resnet18"))
+        load_init(ImageNet.Config(), create_backbone("resnet18"))
     msg = str(err.value)
     assert "\n" not in msg and "offline" in msg and "method.weights=PATH" in msg
 
@@ -94,8 +100,8 @@ def test_an_unreachable_hub_is_one_line_at_once(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     t = time.perf_counter()
     with pytest.raises(UserError, match="hub.invalid is not reachable and no cached copy"):
-        ImageNet.init_backbone(ImageNet.Config(), create_backbone("resnet18"))
-    assert time.perf_counter() - t < imagenet.HUB_TIMEOUT_S + 2
+        load_init(ImageNet.Config(), create_backbone("resnet18"))
+    assert time.perf_counter() - t < hub_weights.HUB_TIMEOUT_S + 2
 
 
 def test_a_cached_copy_loads_without_the_hub(tmp_path, monkeypatch):
@@ -106,10 +112,10 @@ def test_a_cached_copy_loads_without_the_hub(tmp_path, monkeypatch):
     weights = tmp_path / "model.safetensors"
     from safetensors.torch import save_file
     save_file(net.state_dict(), weights)
-    monkeypatch.setattr(imagenet, "_cached_file", lambda name: str(weights))
-    monkeypatch.setattr(imagenet, "hub_reachable", lambda: False)
+    monkeypatch.setattr(hub_weights, "_cached_file", lambda name: str(weights))
+    monkeypatch.setattr(hub_weights, "hub_reachable", lambda: False)
     backbone = create_backbone("resnet18")
-    ImageNet.init_backbone(ImageNet.Config(), backbone)
+    load_init(ImageNet.Config(), backbone)
     want = net.state_dict()
     assert all(torch.equal(v, want[k]) for k, v in backbone.net.state_dict().items())
 
@@ -128,11 +134,11 @@ def test_hub_weights_are_copied_into_the_backbone(monkeypatch):
 
     backbone = create_backbone("resnet18")
     monkeypatch.setattr(timm, "create_model", fake_create_model)
-    monkeypatch.setattr(imagenet, "hub_reachable", lambda: True)
-    monkeypatch.setattr(imagenet, "_cached_file", lambda name: None)
+    monkeypatch.setattr(hub_weights, "hub_reachable", lambda: True)
+    monkeypatch.setattr(hub_weights, "_cached_file", lambda name: None)
     from huggingface_hub import constants
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    ImageNet.init_backbone(ImageNet.Config(tag="tv_in1k"), backbone)
+    load_init(ImageNet.Config(tag="tv_in1k"), backbone)
     assert calls == [("resnet18.tv_in1k", True, 0)]
     want = hub_net.state_dict()
     assert all(torch.equal(v, want[k]) for k, v in backbone.net.state_dict().items())

@@ -3,6 +3,7 @@ import torch
 
 import methods
 from benchmarks.backbone import create_backbone
+from benchmarks.backbone_weights import apply_init
 
 
 def test_random_is_init_only_and_keeps_the_weights():
@@ -12,7 +13,7 @@ def test_random_is_init_only_and_keeps_the_weights():
     torch.manual_seed(0)
     backbone = create_backbone("resnet18")
     before = {k: v.clone() for k, v in backbone.net.state_dict().items()}
-    cls.init_backbone(cls.Config(), backbone)
+    apply_init(cls.init_weights(cls.Config()), backbone)
     after = backbone.net.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -6,10 +6,10 @@ import torch
 import torchvision
 
 import methods
-from benchmarks import compose
+from orchestration import compose
 from benchmarks.backbone import create_backbone
-from benchmarks.backbone_weights import strip_prefixes
-from benchmarks.cli import main
+from benchmarks.backbone_weights import apply_init, strip_prefixes
+from orchestration.cli import main
 from benchmarks.config import run_id
 from benchmarks.errors import UserError
 
@@ -31,10 +31,9 @@ def torchvision_file(path, seed=0, wrap=None, prefix=""):
 def test_layouts_and_prefixes_load_exactly_and_say_what_was_stripped(tmp_path, wrap, prefix, monkeypatch):
     want = torchvision_file(tmp_path / "w.pth", wrap=wrap, prefix=prefix)
     said = []
-    monkeypatch.setattr(Weights, "say", said.append)
     cfg = Weights.Config(weights=str(tmp_path / "w.pth"), label="released")
     backbone = create_backbone("resnet18")
-    Weights.init_backbone(cfg, backbone)
+    apply_init(Weights.init_weights(cfg), backbone, say=said.append)
     got = backbone.net.state_dict()
     assert all(torch.equal(got[k], want[k]) for k in got if not k.startswith("fc."))
     assert said == ([f"method.weights w.pth: stripped {prefix!r}, dropped 1 other keys"]
@@ -50,7 +49,7 @@ def test_a_wrong_architecture_names_missing_and_unexpected_keys(tmp_path):
     torch.save(torchvision.models.resnet50().state_dict(), tmp_path / "r50.pth")
     cfg = Weights.Config(weights=str(tmp_path / "r50.pth"), label="r50")
     with pytest.raises(UserError, match=r"does not fit resnet18: \d+ missing keys .*unexpected") as err:
-        Weights.init_backbone(cfg, create_backbone("resnet18"))
+        apply_init(Weights.init_weights(cfg), create_backbone("resnet18"))
     assert "\n" not in str(err.value)
 
 

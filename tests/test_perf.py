@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from benchmarks.perf.sizes import Extras, Sizes
-from benchmarks.perf.suite import SUMMARY, run
-from benchmarks.perf.summary import TARGETS, VARIANTS, table
-from benchmarks.perf.timing import interleave, paired_ratio
+from perf.sizes import Extras, Sizes
+from perf.suite import SUMMARY, run
+from perf.summary import TARGETS, VARIANTS, table
+from perf.timing import interleave, paired_ratio
 
 TINY = Sizes(res=32, batch=4, finetune_res=32, finetune_batch=4, wild=12, labelled=8,
              evaluation=8, warmup=1, steps=1, repeats=1)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from benchmarks.backbone import create_backbone
-from eval.pose_model import BONE, ROOT, PoseNet, RootRefiner, pose_loss, root_depth, rays, targets
+from benchmarks.pose_model import BONE, ROOT, PoseNet, RootRefiner, pose_loss, root_depth, rays, targets
 
 RES = 64
 
@@ -168,7 +168,7 @@ def test_rejects_too_few_joints() -> None:
 def test_soft_argmax_of_a_peaked_map_is_the_cell_centre():
     """A heatmap peaked on cell (row 2, col 5) of an 8 x 8 map gives u/W = 5.5/8, v/H = 2.5/8
     and the depth map's value there."""
-    from eval.pose_model import soft_argmax
+    from benchmarks.pose_model import soft_argmax
 
     logits = torch.full((1, 1, 8, 8), -50.0)
     logits[0, 0, 2, 5] = 50.0
@@ -181,7 +181,7 @@ def test_soft_argmax_of_a_peaked_map_is_the_cell_centre():
 
 
 def test_heatmap_prior_loss_is_smallest_on_the_true_position():
-    from eval.pose_model import heatmap_prior_loss
+    from benchmarks.pose_model import heatmap_prior_loss
 
     uv = torch.tensor([[[0.3, 0.6]]])
     at = torch.zeros(1, 1, 8, 8)

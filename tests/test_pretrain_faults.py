@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
-from benchmarks import compose, pretrain
-from benchmarks.cli import main
-from benchmarks.runner import RunFailed, execute, pretrain_cache_dir
+from eval import pretrain
+from orchestration import compose
+from orchestration.cli import main
+from orchestration.runner import RunFailed, execute, pretrain_cache_dir
 
 FAST = ["profile=smoke", "finetune.epochs=1", "finetune.eval_points=1", "engine.progress=false"]
 
@@ -22,23 +23,23 @@ def test_an_hours_budget_runs_end_to_end(tmp_path, data_cache, capsys):
 
 
 def test_a_diverged_pretraining_fails_naming_it_and_caches_nothing(tmp_path, data_cache):
-    cfg = compose.load(["method=simclr", "budget=1ep", "pretrain.lr=1e8", *FAST])
+    cfg = compose.resolve(["method=simclr", "budget=1ep", "pretrain.lr=1e8", *FAST])
     with pytest.raises(RunFailed, match=r"pre-training simclr \(pretrain.lr=1e\+08.*lower pretrain.lr"):
         execute(cfg, tmp_path)
     rec = json.loads(next(tmp_path.glob("*/result.json")).read_text())
     assert rec["status"] == "failed" and "pretrain.lr" in rec["error"]
-    cache = pretrain_cache_dir(tmp_path) / pretrain.cache_key(cfg)
+    cache = pretrain_cache_dir(tmp_path) / cfg.pretrain_key
     assert not (cache / pretrain.WEIGHTS).exists() and not (cache / "ckpt").exists()
     # another label fraction over the same pre-training fails the same way, not on a poisoned cache
     with pytest.raises(RunFailed, match="pre-training simclr"):
-        execute(compose.load(["method=simclr", "budget=1ep", "pretrain.lr=1e8",
+        execute(compose.resolve(["method=simclr", "budget=1ep", "pretrain.lr=1e8",
                               "finetune.label_fraction=0.5", *FAST]), tmp_path)
 
 
 def test_a_poisoned_cache_entry_is_retrained_not_loaded(tmp_path, data_cache):
-    cfg = compose.load(["method=simclr", "budget=3step", *FAST])
+    cfg = compose.resolve(["method=simclr", "budget=3step", *FAST])
     execute(cfg, tmp_path)
-    folder = pretrain_cache_dir(tmp_path) / pretrain.cache_key(cfg)
+    folder = pretrain_cache_dir(tmp_path) / cfg.pretrain_key
     state = torch.load(folder / pretrain.WEIGHTS)
     first = next(k for k, v in state.items() if v.is_floating_point())
     state[first].fill_(float("inf"))

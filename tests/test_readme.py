@@ -22,9 +22,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from benchmarks.cli import main
+from orchestration.cli import main
 from benchmarks.record import write_record
-from eval.report.example import example_record
+from example_records import example_record
 from tests.data_trees import freihand_tree, youtube_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,7 @@ def test_study_index_quotes_its_report():
 
 def test_performance_table_is_the_committed_summary():
     """The README's performance figures are the ones in results/perf/summary.json, not copies."""
-    from benchmarks.perf.summary import readme_table
+    from perf.summary import readme_table
 
     summary = json.loads((ROOT / "results" / "perf" / "summary.json").read_text())
     assert readme_table(summary) in README.read_text()
@@ -166,7 +166,7 @@ def test_the_committed_study_is_what_its_sweep_plans_today():
     """Every run the study's sweep file plans with today's code has its committed ok record,
     and every committed record is one of those runs: a config change that renamed the runs
     (and so orphaned the study) fails here."""
-    from benchmarks import sweep, sweepfile
+    from orchestration import sweep, sweepfile
 
     path = ROOT / "sweeps" / "cpu-study.yaml"
     cfgs = sweepfile.compose_runs(path, sweepfile.load_spec(path), [], None, need_data=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.record import RECORD, Compute, Record, check, read_record, stand_in, write_record
-from eval.report.example import example_record, failed_record
+from example_records import example_record, failed_record
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted(ROOT.glob(f"results/*/records/*/{RECORD}"))

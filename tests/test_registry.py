@@ -16,8 +16,8 @@ from benchmarks.backbone import create_backbone
 from benchmarks.config import AugmentConfig, EngineConfig
 from benchmarks.engine import Engine, Phase
 from benchmarks.flops import count_step_flops
-from benchmarks.pretrain import method_loss
-from eval.pose_model import PoseNet
+from eval.pretrain import method_loss
+from benchmarks.pose_model import PoseNet
 from methods.base import INPUTS
 
 RES, N = 32, 8
@@ -111,7 +111,7 @@ def test_synthetic3d_pretrains_with_the_harness_pose_loss():
     """Its defining property: the pre-training loss is the fine-tuning step's pose loss on the
     synthetic 3D labels (here with an identity augmenter, so the targets are the raw labels)."""
     from benchmarks.config import FinetuneConfig
-    from eval.pose_model import pose_loss, targets
+    from benchmarks.pose_model import pose_loss, targets
 
     cls = methods.get("synthetic3d")
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def test_synthetic3d_pretrains_with_the_harness_pose_loss():
                         0.7, 0.3, 1.5)
     assert torch.allclose(loss, want, rtol=1e-5) and logs["loss"] == pytest.approx(float(want.detach()), rel=1e-5)
     # unset settings are the fine-tuning's own, filled in from the run config when composed
-    from benchmarks import compose
+    from orchestration import compose
     run = compose.load(["method=synthetic3d", "profile=cpu", "finetune.depth_weight=0.25"])
     assert run.method.depth_weight == 0.25 and run.method.head == run.finetune.head == "heatmap"
     assert cls.Config().head is None and FinetuneConfig().head == "regression"

@@ -19,7 +19,7 @@ import scipy.stats
 
 from benchmarks.record import write_record
 from eval.report import build_report
-from eval.report.example import example_record, failed_record
+from example_records import example_record, failed_record
 
 # (method, match, label_fraction) -> PA-EPE (mm) of seeds 0, 1, 2, ...
 PA_EPE = {

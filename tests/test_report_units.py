@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from benchmarks.errors import UserError
 from benchmarks.record import write_record
 from eval.report import build_report
-from eval.report.example import example_record, failed_record
+from example_records import example_record, failed_record
 from eval.report.figures import method_colours
 from eval.report.groups import budget_key, method_order, sort_groups
 from eval.report.load import load_runs

@@ -2,9 +2,10 @@
 with exactly the record of an uninterrupted run (the VISSL preemption test, on CPU)."""
 import pytest
 
-from benchmarks import compose, engine
-from benchmarks import pretrain as pretrain_mod
-from benchmarks.runner import execute
+from benchmarks import engine
+from orchestration import compose
+from eval import pretrain as pretrain_mod
+from orchestration.runner import execute
 from eval import finetune as finetune_mod
 
 WORDS = ["method=simclr", "budget=1kimg", "profile=smoke", "finetune.epochs=2",
@@ -37,12 +38,12 @@ def _comparable(record):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, data_cache):
-    return execute(compose.load(WORDS), tmp_path_factory.mktemp("ref"))
+    return execute(compose.resolve(WORDS), tmp_path_factory.mktemp("ref"))
 
 
 @pytest.mark.parametrize("where", ["pretrain", "finetune"])
 def test_resume_reproduces_uninterrupted_run(where, reference, tmp_path, monkeypatch):
-    cfg = compose.load(WORDS)
+    cfg = compose.resolve(WORDS)
     with monkeypatch.context() as m:
         if where == "pretrain":
             _stop_after(m, pretrain_mod, "method_loss", 6)        # 1 FLOP probe + 5 steps

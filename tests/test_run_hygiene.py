@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from benchmarks import clean
-from benchmarks.cli import main
+from orchestration import clean
+from orchestration.cli import main
 from benchmarks.record import RECORD
 from benchmarks.store import replace_dir, write_json_atomic
 
@@ -29,7 +29,7 @@ def test_a_finished_smoke_run_is_small_and_its_redirected_log_shows_progress(tmp
     """One smoke run with its output in a file, as a SLURM or local job's log is."""
     results, log = tmp_path / "r", tmp_path / "run.log"
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "run", "--method", "simclr",
+        proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--method", "simclr",
                                "--profile", "smoke", "--results", str(results),
                                "engine.progress=true", "engine.progress_every_s=0", "engine.logger=csv"],
                               stdout=f, stderr=subprocess.STDOUT, timeout=600,
@@ -58,7 +58,7 @@ def _results(tmp_path, states: dict[str, str]):
         (folder / "ckpt").mkdir(parents=True)
         (folder / "ckpt" / "last.ckpt").write_bytes(b"x" * 1000)
         if state in ("ok", "failed"):
-            from eval.report.example import example_record
+            from example_records import example_record
             rec = example_record("simclr", 0, 10.0)
             rec.update(run_id=rid, status=state)
             if state == "failed":

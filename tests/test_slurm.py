@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import jobstate, status
+from orchestration import jobstate, status
 from benchmarks.record import read_record, record_path
 from slurm_cluster import SlurmCluster, unavailable
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(unavailable() is not None,
                                                     reason=str(unavailable()))]
 
-BENCH = [sys.executable, "-m", "benchmarks.cli"]
+BENCH = [sys.executable, "-m", "orchestration.cli"]
 JOB = ["launcher.cpus_per_task=1", "launcher.mem_gb=2", "launcher.time_min=20"]
 TIMEOUT_S = 600
 

@@ -5,7 +5,7 @@ import timm
 import torch
 
 import methods
-from benchmarks.cli import main
+from orchestration.cli import main
 
 
 def test_every_method_runs_and_reports(tmp_path, monkeypatch, data_cache):

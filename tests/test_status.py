@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from benchmarks import jobstate, status
-from benchmarks.cli import main as bench
+from orchestration import jobstate, status
+from orchestration.cli import main as bench
 from benchmarks.record import write_record
-from eval.report.example import example_record, failed_record
+from example_records import example_record, failed_record
 
 RUN = {"method": "simclr", "backbone": "resnet18", "budget": "1ep", "label_fraction": 0.5,
        "seed": 0}

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from benchmarks.errors import UserError
-from benchmarks.synth import GESTURES, generate, preview
+from benchmarks.synth.hand import GESTURES
+from benchmarks.synth.preview import preview
+from benchmarks.synth.products import generate
 from benchmarks.synth.camera import angle_between, direction_from_viewpoint
 from benchmarks.synth.preview import CAPTION, COLUMNS
 from benchmarks.synth.products import generator, lab_chunks, wild_chunks
@@ -203,7 +205,7 @@ def test_capture_world_keeps_cameras_near_the_palm_equator_and_fingers_up():
 
 
 def test_world_is_part_of_the_lab_product(tmp_path):
-    from benchmarks.prepare import synthetic
+    from benchmarks.data.prepare import synthetic
 
     a = synthetic("lab", tmp_path, n=4, res=32, seed=0, eval_n=2, world="capture")
     b = synthetic("lab", tmp_path, n=4, res=32, seed=0, eval_n=2, world="sphere")

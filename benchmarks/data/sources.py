@@ -32,9 +32,9 @@ from benchmarks.data.crops import MARGIN
 from benchmarks.data.freihand import FreiHAND
 from benchmarks.data.wild import Wild
 from benchmarks.data.youtube import YouTube3D
+from benchmarks.config import SOURCES
 from benchmarks.errors import UserError
 
-SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")
 # Training images of the real sets as published (FreiHAND: 32,560 ids x 4 backgrounds;
 # YouTube3DHands: its training frames): what a dry run plans with where the data are not here.
 PUBLISHED_SIZES = {"freihand": 130_240, "youtube3d": 47_125}

@@ -14,8 +14,9 @@ from typing import TypeVar, cast
 import torch
 from torch import Tensor
 
+from benchmarks.config import WORLDS
 from benchmarks.errors import UserError
-from benchmarks.synth import appearance
+import benchmarks.synth.appearance as appearance
 from benchmarks.synth.appearance import LightRange, Skin, uniform
 from benchmarks.synth.backgrounds import BackgroundSpec, draw_backgrounds, sample_backgrounds
 from benchmarks.synth.body import NAIL, SKIN, clip_forearm, hand_body, to_camera
@@ -95,7 +96,7 @@ class Viewpoints:
 # harder world of handbench's first release: any direction outside the forearm cap, any roll.
 VIEWPOINTS = {"capture": Viewpoints(elevation_deg=50.0, roll_deg=45.0),
               "sphere": Viewpoints(elevation_deg=None, roll_deg=180.0)}
-WORLDS = tuple(VIEWPOINTS)      # viewpoint distributions of the labelled (lab) product
+assert tuple(VIEWPOINTS) == WORLDS    # viewpoint distributions of the labelled (lab) product
 
 
 def sample_directions(n: int, views: Viewpoints, forearm: Tensor, gen: torch.Generator) -> Tensor:

@@ -35,7 +35,9 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from benchmarks.store import recover_dir, replace_dir
-from eval.report import figures, parallel, tables
+import eval.report.figures as figures
+import eval.report.parallel as parallel
+import eval.report.tables as tables
 from eval.report.groups import HEAD, NothingToShow, head_order
 from eval.report.load import DEFAULT_HEAD, OPTIONAL, RecordProblem, Runs, load_runs
 from eval.report.stats import ALPHA, CONFIDENCE, POWER, aggregate, compare

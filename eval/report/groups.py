@@ -20,10 +20,9 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from benchmarks.budget import UNITS, parse_budget
-from benchmarks.config import MATCHES, PROFILES
+from benchmarks.config import MATCHES, POSE_HEADS, PROFILES
 from benchmarks.errors import UserError
-from eval.pose_model import HEADS as POSE_HEADS
-from eval.report.load import DEFAULT_HEAD
+from benchmarks.record import DEFAULT_HEAD
 from methods import MODULES
 
 SETTING_KEYS: tuple[str, ...] = ("data", "profile", "budget", "match", "label_fraction", "backbone")

@@ -5,6 +5,15 @@ writes them) is read in path order. A record enters the tables only when it is a
 complete, successful record of the schema this report reads; every other record is kept
 as a :class:`RecordProblem` (which run, why), so the report lists it instead of dropping it.
 
+The tables count seeds, not records: each successful record must be the only one of its
+group and seed (``groups.GROUP_KEYS`` and ``seed``). Two such records (a copy of a run
+under another run id, or a rerun with a changed config that kept every group key) make
+:func:`load_runs` refuse with a UserError naming both folders, before anything is written:
+which of the two is the seed is for the user to say, and leaving one or both out would
+change a table's n, statistics and comparisons with only a line in the index to show for
+it. (A record copied into another run's folder is already invalid: its ``run_id`` is not
+its folder's name, see ``benchmarks.record.check``.)
+
 Units are those of the record: errors in millimetres, AUC and PCK as fractions in [0, 1],
 compute in FLOPs; 2D errors in pixels of the network input (``epe_2d_px``) or as a fraction
 of the crop side (``epe_2d_frac``).
@@ -24,7 +33,8 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from benchmarks.record import (DEFAULT_HEAD, DIAGNOSTICS, EVAL_FIELDS, FLOORS, JOINTS, METRICS,  # noqa: F401
-                               OPTIONAL, PROBE_PREFIX, RECORD, check)
+                               OPTIONAL, PROBE_PREFIX, RECORD, Checked, check)
+from eval.report.groups import GROUP_KEYS
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,30 @@ class Runs:
     pretrain: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["run", "step", "loss"]))
 
 
+def _refuse_duplicates(oks: list[Checked]) -> None:
+    """Raise UserError, one line naming every folder, where two or more successful records
+    are the same seed of one group. (Two of one run id cannot both be ok: the folder of an ok
+    record is its run id.)"""
+    folders: dict[tuple, list[Checked]] = {}
+    for checked in oks:
+        folders.setdefault(tuple(checked.row[k] for k in (*GROUP_KEYS, "seed")), []).append(checked)
+    clashes = []
+    for same in folders.values():
+        if len(same) > 1:
+            row = same[0].row
+            group = ", ".join(f"{k} {row[k]}" for k in GROUP_KEYS if k != "method")
+            names = [repr(str(c.path.parent)) for c in same]
+            clashes.append(f"{len(same)} records are seed {row['seed']} of {row['method']} ({group}): "
+                           f"{', '.join(names[:-1])} and {names[-1]}")
+    if clashes:
+        raise UserError(f"duplicate seeds: {'; '.join(clashes)}. The report counts each seed of a group "
+                        f"once: remove or move all but one record of each seed (runs that differ in "
+                        f"another config value are an ablation: bench report --ablation compares them)")
+
+
 def load_runs(results_dir: Path) -> Runs:
-    """Read every record below ``results_dir``; raises UserError if there is none."""
+    """Read every record below ``results_dir``; raises UserError if there is none, or where
+    two successful records are the same seed of one group (naming both folders)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"no results folder {str(results_dir)!r}; pass --results DIR with the run records")
@@ -79,12 +111,16 @@ def load_runs(results_dir: Path) -> Runs:
     evals: list[dict[str, Any]] = []
     problems: list[RecordProblem] = []
     pretrain: list[dict[str, Any]] = []
+    oks: list[Checked] = []
     for path in paths:
         run = path.parent.name
         checked = check(path)
         if checked.kind != "ok":
             problems.append(RecordProblem(run, checked.kind, checked.reason, checked.method, checked.seed))
             continue
+        oks.append(checked)
+    _refuse_duplicates(oks)
+    for checked in oks:
         rows.append(checked.row)
         evals.extend(checked.evals)
         pretrain.extend(checked.pretrain)

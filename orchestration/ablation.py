@@ -2,7 +2,7 @@
 
 ``bench report --ablation SWEEP --results DIR [--against previous|first] [--out FILE.md]``
 
-Rows follow the sweep file's order (``benchmarks.sweep.compose_runs``). Each row is labelled
+Rows follow the sweep file's order (``orchestration.sweep.compose_runs``). Each row is labelled
 by what it changes, computed from the resolved configs, never typed by hand: the config keys
 whose values differ from the previous row (``--against previous``, a one-change-at-a-time
 ablation) or from the first row (``--against first``, a search around one recipe). Columns,
@@ -10,13 +10,15 @@ from the run's record: fine-tuning steps and wall seconds; on the evaluation spl
 error (px of the network input), the relative-depth and root-depth L1 (bone lengths), PA-EPE
 and the canonical-hand floor (mm); and, when the runs hold out validation ids
 (``data.val_fraction``), PA-EPE on those, the score a recipe is chosen by. A run without an ok
-record is listed as missing.
+record is listed as missing; a ``--results`` folder that does not exist is refused (a
+mistyped path would otherwise list every run as missing).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.config import run_id, semantic
+from benchmarks.config import semantic
+from benchmarks.errors import UserError
 from benchmarks.record import read_record, record_path
 
 COLUMNS = ("#", "change", "steps", "wall s", "2D px", "zrel L1", "root L1", "PA-EPE mm",
@@ -54,12 +56,17 @@ def _fmt(x, digits: int) -> str:
 
 
 def rows(sweep: Path, results: Path, against: str = "previous") -> list[list[str]]:
-    from benchmarks.sweep import compose_runs, load_spec
+    from orchestration.sweep import compose_runs, load_spec
 
-    cfgs = compose_runs(sweep, load_spec(sweep), [], None)
+    spec = load_spec(sweep)
+    if not Path(results).is_dir():
+        raise UserError(f"--results {str(results)!r}: no such folder; give the folder that "
+                        f"holds the records of the sweep's runs")
+    runs = compose_runs(sweep, spec, [], None)
     out, first, prev = [], None, None
-    for i, cfg in enumerate(cfgs):
-        rec = read_record(record_path(results, run_id(cfg)))
+    for i, run in enumerate(runs):
+        cfg = run.cfg
+        rec = read_record(record_path(results, run.run_id))
         ref = prev if against == "previous" else first
         label = changes(cfg, ref)
         prev, first = cfg, first if first is not None else cfg

@@ -11,7 +11,9 @@ older versions, failed runs and killed processes left behind:
 
 Checkpoints of a run or pre-training that was interrupted (no record yet, no cached backbone)
 are what resuming needs: they stay unless ``--interrupted``. Runs whose job is pending or
-running are never touched. Records, job files and logs always stay.
+running are never touched, nor are runs whose job file cannot be read (``bench status``
+says why; whether a job still runs them is unknown): they are listed as kept. Records, job
+files and logs always stay.
 """
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import status
-from benchmarks.pretrain import WEIGHTS
+from orchestration import status
+from eval.pretrain import WEIGHTS
 
 STALE_TMP_S = 3600.0
 
@@ -47,6 +49,10 @@ def plan(results: Path, interrupted: bool = False) -> tuple[list[Removal], list[
         if state in ("pending", "running"):
             continue
         ckpt = folder / "ckpt"
+        if st is not None and st.job_error is not None:
+            if ckpt.exists():
+                keep.append(_item(ckpt, f"{st.job_error}; left alone, as a job may still run it"))
+            continue
         if ckpt.exists():
             if state == "ok" or (state == "failed" and st.record is not None):
                 remove.append(_item(ckpt, f"fine-tuning checkpoints of a {state} run"))

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from benchmarks.backbone import create_backbone
-from benchmarks.perf.timing import Variant, sync
+from perf.timing import Variant, sync
 
 
 class PILImages(Dataset):

@@ -7,7 +7,7 @@
 - ``local`` hands the run to submitit's ``LocalExecutor``: a subprocess on this machine that
   outlives the shell; ``slurm`` submits a job through submitit's ``AutoExecutor`` with the
   launcher's resources. Both print the job id and return at once; ``--wait`` waits and prints
-  the result line. The job runs ``benchmarks.job.RunJob``: checkpointed on SLURM's stop signal
+  the result line. The job runs ``orchestration.job.RunJob``: checkpointed on SLURM's stop signal
   and requeued (at most ``launcher.max_requeues`` times).
 
 Submitted jobs run a snapshot of the code taken at submission (``snapshot_code``), so a job
@@ -30,14 +30,15 @@ from pathlib import Path
 import submitit
 from omegaconf import DictConfig
 
-from benchmarks import jobstate, provenance
-from benchmarks.config import run_id
+from benchmarks import provenance
 from benchmarks.errors import UserError
-from benchmarks.job import PACKAGES, RunJob
 from benchmarks.record import reusable
-from benchmarks.runner import RunFailed, execute
-from benchmarks.status import wait_for
+from benchmarks.run import Run
 from benchmarks.units import flops_text
+from orchestration import jobstate
+from orchestration.job import PACKAGES, RunJob
+from orchestration.runner import RunFailed, execute
+from orchestration.status import wait_for
 
 LAUNCHERS = ("inprocess", "local", "slurm")
 SNAPSHOT_META = provenance.SNAPSHOT_META
@@ -136,21 +137,32 @@ def _source_files(root: Path) -> list[Path]:
     return files
 
 
+def _digest(root: Path, files: list[Path]) -> str:
+    """The snapshot name of ``files`` under ``root``: a hash of their paths and contents."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def snapshot_code(folder: Path, root: Path = provenance.ROOT) -> Path:
     """Copy the import packages (``benchmarks``, ``methods``, ``eval``) of the source tree
     ``root`` into ``folder/code/<hash>`` and return that folder.
 
     The name is a hash of the files' paths and contents, so submitting unchanged code twice
-    reuses one snapshot. ``snapshot.json`` beside the packages keeps the git state of the
+    reuses one snapshot, after hashing the snapshot again: a copy edited or damaged since is
+    replaced, never run. ``snapshot.json`` beside the packages keeps the git state of the
     source at submission (the copy itself is not a git checkout).
     """
     files = _source_files(root)
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    target = Path(folder) / "code" / digest.hexdigest()[:16]
+    name = _digest(root, files)
+    target = Path(folder) / "code" / name
     if (target / SNAPSHOT_META).exists():
-        return target
+        if _digest(target, _source_files(target)) == name:    # re-hashed: never reuse an edited copy
+            return target
+        stale = target.with_name(f".{target.name}.{os.getpid()}.stale")
+        target.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for path in files:
@@ -179,9 +191,10 @@ def inside(folder: Path):
         os.chdir(before)
 
 
-def submit_jobs(cfg: DictConfig, groups: list[list[DictConfig]], results: Path, force: bool,
+def submit_jobs(cfg: DictConfig, groups: list[list[Run]], results: Path, force: bool,
                 name: str, dependency: str | None = None) -> list[submitit.Job]:
-    """Submit one job per group of configs (run in order within a job); one array on SLURM.
+    """Submit one job per group of runs (in order within a job); one array on SLURM.
+    ``cfg``: the config whose launcher settings the jobs share.
 
     Every run gets its ``job.json``; returns the jobs in the order of ``groups``.
     """
@@ -202,9 +215,10 @@ def submit_jobs(cfg: DictConfig, groups: list[list[DictConfig]], results: Path, 
     host = socket.gethostname()
     for job, group in zip(jobs, groups):
         pid = int(job.job_id) if cfg.launcher.name == "local" else None
-        for run_cfg in group:
-            jobstate.record_submission(results, run_id(run_cfg), job.job_id, cfg.launcher.name,
-                                       submitted_at, log=job.paths.stdout, pid=pid, host=host)
+        for run in group:
+            jobstate.record_submission(results, run.run_id, job.job_id, cfg.launcher.name,
+                                       submitted_at, log=job.paths.stdout, pid=pid, host=host,
+                                       pretrain_key=run.pretrain_key)
     return jobs
 
 
@@ -215,24 +229,25 @@ def _global_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool = False) -> int:
-    """Run ``cfg`` where ``cfg.launcher.name`` says; returns the process exit status."""
+def submit_run(run: Run, results: Path, force: bool = False, wait: bool = False) -> int:
+    """Run ``run`` where its ``launcher.name`` says; returns the process exit status."""
+    cfg = run.cfg
     launcher = check_launcher(cfg)
     results = Path(results)
     if launcher == "inprocess":
         try:
-            record = run_here(cfg, results, force)
+            record = run_here(run, results, force)
         except RunFailed as err:
             print(f"run failed: {err}", file=sys.stderr)
             return 1
         if _global_zero():                          # under DDP every rank returns here
             print(summary_line(record))
         return 0
-    rid = run_id(cfg)
+    rid = run.run_id
     if (record := reusable(results, rid, force)) is not None:
         print(summary_line(record))
         return 0
-    job = submit_jobs(cfg, [[cfg]], results, force, name=f"bench-{rid}")[0]
+    job = submit_jobs(cfg, [[run]], results, force, name=f"bench-{rid}")[0]
     print(f"{rid}: submitted {launcher} job {job.job_id} (log: {job.paths.stdout})")
     if not wait:
         print(f"follow it with: bench status --results {results}")
@@ -242,20 +257,20 @@ def submit_run(cfg: DictConfig, results: Path, force: bool = False, wait: bool =
     return 0 if record["status"] == "ok" else 1
 
 
-def run_here(cfg: DictConfig, results: Path, force: bool = False) -> dict:
+def run_here(run: Run, results: Path, force: bool = False) -> dict:
     """Run in this process and return the record (``RunFailed`` after a failed record).
 
     While it runs, ``job.json`` holds this process's pid, so ``bench status`` shows it
     running; a ``UserError`` (nothing started) takes the file away again.
     """
-    rid = run_id(cfg)
+    rid = run.run_id
     if (record := reusable(results, rid, force)) is not None:
         return record
     jobstate.record_submission(results, rid, None, "inprocess", time.time(), pid=os.getpid(),
-                               host=socket.gethostname())
+                               host=socket.gethostname(), pretrain_key=run.pretrain_key)
     jobstate.update_job(results, rid, None, state="running", started_at=time.time())
     try:
-        return execute(cfg, results, force=force)
+        return execute(run, results, force=force)
     except UserError:
         jobstate.forget(results, rid)
         raise

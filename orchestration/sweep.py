@@ -1,10 +1,10 @@
 """``bench sweep FILE``: a grid of runs in which each distinct pre-training runs once.
 
-The sweep file (its format, reading and expansion) is ``benchmarks.sweepfile``.
+The sweep file (its format, reading and expansion) is ``orchestration.sweepfile``.
 
 Plan. Runs with an ok record are skipped; runs whose job is still pending or running are
 left alone; the rest (never run, or failed) are submitted. Runs that differ only in
-fine-tuning share one pre-training (``benchmarks.pretrain.cache_key``): the first of them
+fine-tuning share one pre-training (``eval.pretrain.cache_key``): the first of them
 (the *leader*) pre-trains, the others (*followers*) wait for it. Runs of init-only methods and
 runs whose pre-training is already cached start at once.
 
@@ -21,6 +21,7 @@ Submission returns at once unless ``--wait``. The code is snapshotted at submiss
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -30,26 +31,37 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-import methods
-from benchmarks import compute, launch, status
+from benchmarks import compute
 from benchmarks.backbone import create_backbone
-from benchmarks.config import run_id
 from benchmarks.data import open_source
 from benchmarks.data.freihand import split_sizes
 from benchmarks.data.sources import PUBLISHED_SIZES
 from benchmarks.flops import image_flops
-from benchmarks.pretrain import META, WEIGHTS, cache_key
-from benchmarks.runner import RunFailed, pretrain_cache_dir
-from benchmarks.sweepfile import compose_runs, load_spec
+from benchmarks.run import Run
 from benchmarks.units import flops_text
+from eval.pretrain import META, WEIGHTS
+from orchestration import launch, status
+from orchestration.runner import RunFailed, pretrain_cache_dir
+from orchestration.sweepfile import compose_runs, load_spec
 
 
 @dataclass
 class PlannedRun:
-    cfg: DictConfig
-    rid: str
-    key: str | None                     # pre-training cache key; None: init-only method
+    run: Run
     state: status.RunState | None       # before submission
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.run.cfg
+
+    @property
+    def rid(self) -> str:
+        return self.run.run_id
+
+    @property
+    def key(self) -> str | None:
+        """The pre-training cache key; None: an init-only method."""
+        return self.run.pretrain_key
 
 
 @dataclass
@@ -76,15 +88,11 @@ def cache_exists(results: Path, key: str) -> bool:
     return (folder / WEIGHTS).exists() and (folder / META).exists()
 
 
-def make_plan(name: str, cfgs: list[DictConfig], results: Path) -> Plan:
-
-    rids = [run_id(cfg) for cfg in cfgs]
-    queue = status.queue_for(results, rids)
-    runs = []
-    for cfg, rid in zip(cfgs, rids):
-        key = cache_key(cfg) if methods.get(cfg.method.name).pretrains else None
-        runs.append(PlannedRun(cfg, rid, key, status.run_state(results, rid, queue)))
-    plan = Plan(name=name, launcher=cfgs[0].launcher.name, runs=runs)
+def make_plan(name: str, planned: list[Run], results: Path) -> Plan:
+    """Which of ``planned`` are done, under way, to pre-train, to start at once or to wait."""
+    queue = status.queue_for(results, [r.run_id for r in planned])
+    runs = [PlannedRun(r, status.run_state(results, r.run_id, queue)) for r in planned]
+    plan = Plan(name=name, launcher=planned[0].cfg.launcher.name, runs=runs)
     leading: set[str] = set()
     for r in runs:
         if r.state is not None and r.state.state == "ok":
@@ -161,11 +169,12 @@ def data_missing(cfg: DictConfig) -> list[str]:
     return [str(r) for r in roots if _here(r) is None]
 
 
-def estimate(cfg: DictConfig) -> compute.Estimate:
+def estimate(run: Run) -> compute.Estimate:
     """The compute plan of one run before it runs (``benchmarks.compute.estimate``): the data
     sizes counted where the data are here, else the published ones, and the backbone's measured
     cost per image at both resolutions."""
-    return compute.estimate(cfg, methods.get(cfg.method.name).passes_per_sample,
+    cfg = run.cfg
+    return compute.estimate(cfg, run.method.passes_per_sample,
                             _pretrain_size(cfg), _labelled_size(cfg),
                             _image_flops(cfg.backbone, cfg.pretrain.res),
                             _image_flops(cfg.backbone, cfg.data.res))
@@ -196,7 +205,7 @@ def describe(plan: Plan, title: str, dry_run: bool) -> None:
     table.add_column("ft seed")
     table.add_column("action")
     table.add_column("steps (est.)", justify="right")
-    estimates = {r.rid: estimate(r.cfg) for r in plan.runs}
+    estimates = {r.rid: estimate(r.run) for r in plan.runs}
     for r in plan.runs:
         seed = r.cfg.finetune.seed
         e = estimates[r.rid]
@@ -213,7 +222,9 @@ def describe(plan: Plan, title: str, dry_run: bool) -> None:
                   + (" (dry run: nothing submitted)" if dry_run else ""))
     console.print(f"pre-trainings: {len(plan.leaders)} to run"
                   + (f", {len(plan.waits_on)} under way" if plan.waits_on else ""))
-    console.print(f"fine-tunes: {len(plan.todo)} to run, {waiting} of them after a pre-training")
+    after = sum(1 for r in plan.todo if r.key is not None)
+    console.print(f"fine-tunes: {len(plan.todo)} to run, {after} of them after a pre-training"
+                  + (f" ({waiting} wait for another run's)" if waiting else ""))
     console.print(f"compute (estimate): pre-training {_flops(pre)} + fine-tuning {_flops(fine)}"
                   f" = {_flops(pre + fine)}")
     missing = sorted({root for r in plan.runs for root in data_missing(r.cfg)})
@@ -235,7 +246,7 @@ def submit(plan: Plan, results: Path, wait: bool) -> int:
     name = f"bench-{plan.name}"
     if plan.launcher == "local":
         lanes = min(cfg.launcher.array_parallelism, len(todo))
-        groups = [[r.cfg for r in todo[i::lanes]] for i in range(lanes)]
+        groups = [[r.run for r in todo[i::lanes]] for i in range(lanes)]
         jobs = launch.submit_jobs(cfg, groups, results, force=False, name=name)
         print(f"submitted {len(todo)} runs in {lanes} local job(s): "
               f"{', '.join(j.job_id for j in jobs)}")
@@ -243,14 +254,14 @@ def submit(plan: Plan, results: Path, wait: bool) -> int:
         first = plan.leaders + plan.free
         leader_job = {}
         if first:
-            jobs = launch.submit_jobs(cfg, [[r.cfg] for r in first], results, force=False,
+            jobs = launch.submit_jobs(cfg, [[r.run] for r in first], results, force=False,
                                       name=name)
             leader_job = {r.key: job.job_id for r, job in zip(first, jobs) if r in plan.leaders}
             print(f"submitted {len(first)} runs ({len(plan.leaders)} pre-training): "
                   f"{_array(jobs)}")
         for key, runs in plan.followers.items():
             after = leader_job.get(key) or plan.waits_on[key]
-            jobs = launch.submit_jobs(cfg, [[r.cfg] for r in runs], results, force=False,
+            jobs = launch.submit_jobs(cfg, [[r.run] for r in runs], results, force=False,
                                       name=name, dependency=f"afterok:{after}")
             print(f"submitted {len(runs)} fine-tunes after job {after}: {_array(jobs)}")
     if not wait:
@@ -275,7 +286,7 @@ def _run_here(todo: list[PlannedRun], results: Path) -> int:
     failed = 0
     for r in todo:
         try:
-            record = launch.run_here(r.cfg, results)
+            record = launch.run_here(r.run, results)
         except RunFailed as err:
             print(f"{r.rid}: failed: {err}")
             failed += 1
@@ -289,10 +300,50 @@ def main(file: Path, results: Path, launcher: str | None = None, dry_run: bool =
          wait: bool = False, overrides: list[str] | None = None) -> int:
     path = Path(file)
     spec = load_spec(path)
-    cfgs = compose_runs(path, spec, list(overrides or []), launcher, need_data=not dry_run)
-    launch.check_launcher(cfgs[0], submitting=not dry_run)
-    plan = make_plan(spec.name, cfgs, Path(results))
-    describe(plan, f"sweep {plan.name} ({path})", dry_run)
+    runs = compose_runs(path, spec, list(overrides or []), launcher, need_data=not dry_run)
+    return _plan_and_submit(spec.name, f"sweep {spec.name} ({path})", runs, Path(results),
+                            dry_run, wait)
+
+
+def multirun(words: list[str], results: Path, dry_run: bool = False, wait: bool = False) -> int:
+    """``bench run -m key=a,b ...``: hydra's basic sweep. Every sweep word (``a,b``, ``range(3)``,
+    ``choice(...)``, as hydra parses them) is an axis of the grid, the other words fixed; the
+    grid then runs as a sweep file would (planned, each pre-training once, resumable)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from benchmarks.errors import UserError
+    from orchestration import compose
+
+    parser = OverridesParser.create()
+    fixed, axes = [], []
+    for word in words:
+        try:
+            override = parser.parse_override(word)
+        except HydraException as err:
+            raise UserError(f"-m: cannot parse {word!r} ({str(err).splitlines()[0]})") from None
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            axes.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
+            fixed.append(word)
+    if not axes:
+        raise UserError("-m needs at least one swept key, e.g. seed=0,1,2 (or use bench run without -m)")
+    runs, seen = [], set()
+    for point in itertools.product(*axes):
+        run = compose.resolve([*fixed, *point], need_data=not dry_run)
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            runs.append(run)
+    label = "bench run -m " + " ".join(words)
+    return _plan_and_submit("multirun", label, runs, Path(results), dry_run, wait)
+
+
+def _plan_and_submit(name: str, label: str, runs: list[Run], results: Path, dry_run: bool,
+                     wait: bool) -> int:
+    launch.check_launcher(runs[0].cfg, submitting=not dry_run)
+    plan = make_plan(name, runs, results)
+    describe(plan, label, dry_run)
     if dry_run:
         return 0
-    return submit(plan, Path(results), wait)
+    return submit(plan, results, wait)

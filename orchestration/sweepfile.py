@@ -15,6 +15,9 @@ Keys are exactly those of ``bench run``'s ``key=value`` words: dotted config key
 config groups (``method``, ``profile``, ``data``, ``launcher``). ``grid`` may also be a list of
 grids (the runs of all of them). ``key=value`` words after the file override both, and
 ``--launcher`` sets ``launcher.name``.
+
+A key may appear only once in a mapping (YAML would otherwise keep the last one silently and
+drop, say, a whole grid axis); the file must be UTF-8 text.
 """
 from __future__ import annotations
 
@@ -25,14 +28,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig
 
-from benchmarks import compose
-from benchmarks.config import run_id
 from benchmarks.errors import UserError, one_line
+from benchmarks.run import Run
+from orchestration import compose
 
 TOP_KEYS = ("name", "description", "fixed", "grid")
 _PLAIN = re.compile(r"^[\w./@:+-]+$", re.ASCII)
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping of the sweep file names one key twice."""
+
+    def __init__(self, key, first: yaml.Mark, again: yaml.Mark):
+        super().__init__(f"duplicate key {key!r} (line {again.line + 1}; first on line "
+                         f"{first.line + 1})")
+        self.key = key
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with a repeated key (``DuplicateKey``).
+    Merge keys (``<<: *anchor``) still override as YAML says."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:           # an unhashable key: the base class says so
+                    continue
+                if first is not key_node:
+                    raise DuplicateKey(key, first.start_mark, key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 @dataclass
@@ -48,7 +79,19 @@ def load_spec(path: Path) -> SweepSpec:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except PermissionError as err:
+        raise UserError(f"{path}: sweep file not readable ({err.strerror})") from None
+    except OSError as err:
+        raise UserError(f"{path}: sweep file cannot be read "
+                        f"({one_line(err.strerror or err)})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a text file (not UTF-8 at byte {err.start}); a sweep "
+                        f"file is YAML text") from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)
+    except DuplicateKey as err:
+        raise UserError(f"{path}: {err}; each key may appear once in a mapping") from None
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({one_line(err)})") from None
     if not isinstance(data, dict):
@@ -134,20 +177,19 @@ def expand(spec: SweepSpec, overrides: list[str], launcher: str | None) -> list[
 
 
 def compose_runs(path: Path, spec: SweepSpec, overrides: list[str], launcher: str | None,
-                 need_data: bool = True) -> list[DictConfig]:
-    """The resolved config of every distinct run (the first of equal run ids is kept)."""
-    cfgs, seen = [], set()
+                 need_data: bool = True) -> list[Run]:
+    """Every distinct run, resolved (the first of equal run ids is kept)."""
+    runs, seen = [], set()
     for words in expand(spec, overrides, launcher):
         try:
-            cfg = compose.load(words, need_data)
+            run = compose.resolve(words, need_data)
         except UserError as err:
             raise UserError(f"{path}: {one_line(err)}") from None
-        if cfgs and (cfg.launcher != cfgs[0].launcher
-                     or cfg.engine.devices != cfgs[0].engine.devices):
+        if runs and (run.cfg.launcher != runs[0].cfg.launcher
+                     or run.cfg.engine.devices != runs[0].cfg.engine.devices):
             raise UserError(f"{path}: all runs of a sweep share one launcher and engine.devices;"
                             f" set them under 'fixed', not in the grid")
-        rid = run_id(cfg)
-        if rid not in seen:
-            seen.add(rid)
-            cfgs.append(cfg)
-    return cfgs
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            runs.append(run)
+    return runs

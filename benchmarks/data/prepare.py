@@ -35,7 +35,7 @@ def data_cache(cfg: DictConfig) -> Path:
 def synthetic(kind: str, cache: Path, n: int, res: int, seed: int, eval_n: int | None = None,
               world: str = "capture") -> Path:
     """The folder of a synthetic product, generated once (atomically) and then reused."""
-    from benchmarks import synth
+    from benchmarks.synth import products as synth
 
     name = f"{kind}-v{synth.VERSION}-n{n}-r{res}-s{seed}" + (f"-e{eval_n}" if eval_n else "")
     if kind == "lab":
@@ -85,8 +85,11 @@ class MixedTensors(TensorSource):
 class Data:
     """Resolves every data set of ``cfg``; raises ``UserError`` on missing or malformed data."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, finetune_seed: int | None = None):
+        from benchmarks.run import finetune_seed as default_seed
+
         self.cfg = cfg
+        self.finetune_seed = default_seed(cfg) if finetune_seed is None else finetune_seed
         self.cache = data_cache(cfg)
         d = cfg.data
         if d.name == "synthetic":
@@ -181,7 +184,7 @@ class Data:
 
     def _split(self) -> tuple[list[int], list[int]]:
         cfg = self.cfg
-        seed = cfg.finetune.seed if cfg.finetune.seed is not None else cfg.seed
+        seed = self.finetune_seed
         return split_ids(self._train_all.n_unique, cfg.data.val_fraction,
                          cfg.finetune.label_fraction, seed)
 

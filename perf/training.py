@@ -1,7 +1,7 @@
 """The timed variants of the suite's own code and of the bare model.
 
 Harness variants run the real ``Engine.fit`` on a ``Phase`` built exactly as a run builds it
-(``benchmarks.pretrain`` for pre-training, ``eval.finetune`` for fine-tuning), so a timed step is
+(``eval.pretrain`` for pre-training, ``eval.finetune`` for fine-tuning), so a timed step is
 everything a run does per step: fetch the step's batch from the in-memory ``TensorSource``,
 move it to the device, uint8 -> float, the batched augmentation on the batch's device, the
 method's loss under the engine's autocast, the NaN guard, backward, Adam, the schedule and the
@@ -28,10 +28,10 @@ from benchmarks import batches as B
 from benchmarks.augment import Augmenter
 from benchmarks.backbone import create_backbone
 from benchmarks.engine import Engine, Phase
-from benchmarks.perf.timing import Variant, rate, sync
-from benchmarks.pretrain import method_loss
+from perf.timing import Variant, rate, sync
+from eval.pretrain import method_loss
 from eval.finetune import EVAL_BATCH, PoseTask, predict
-from eval.pose_model import PoseNet
+from benchmarks.pose_model import PoseNet
 
 PhaseFactory = Callable[[int, Path, Callable, tuple[int, ...]], Phase]
 
@@ -55,7 +55,7 @@ def fit_rate(engine: Engine, make_phase: PhaseFactory, warmup: int, steps: int) 
 
 def pretrain_variant(cfg: DictConfig, source: B.TensorSource, engine: Engine, warmup: int,
                      steps: int) -> Variant:
-    """Pre-training steps of ``cfg.method`` through the engine (as ``benchmarks.pretrain``)."""
+    """Pre-training steps of ``cfg.method`` through the engine (as ``eval.pretrain``)."""
     method_cls = methods.get(cfg.method.name)
     backbone = create_backbone(cfg.backbone)
     method = method_cls(cfg.method, backbone, backbone.feat_dim,
@@ -76,7 +76,7 @@ def pretrain_variant(cfg: DictConfig, source: B.TensorSource, engine: Engine, wa
 
 def finetune_variant(cfg: DictConfig, train: B.TensorSource, engine: Engine, warmup: int,
                      steps: int) -> Variant:
-    """Fine-tuning steps (``eval.finetune.PoseTask``) through the engine (as ``finetune``)."""
+    """Fine-tuning steps (``benchmarks.pose_task.PoseTask``) through the engine (as ``finetune``)."""
     backbone = create_backbone(cfg.backbone)
     model = PoseNet(backbone, backbone.feat_dim).to(engine.device)
     task = PoseTask.for_finetuning(cfg)

@@ -2,21 +2,23 @@
 
 Per device (the CPU always, CUDA when it exists), seven variants in three groups (the first
 four below, the next two, and ``predict``). The variants of a group run interleaved
-(``benchmarks.perf.timing``), so that the two sides of each ratio run close together in time;
+(``perf.timing``), so that the two sides of each ratio run close together in time;
 each figure is the median over repeats, each ratio the median of per-repeat ratios:
 
 - ``bare``: the backbone alone on ready tensors of ``2 * batch`` images (the backbone images of
   one SimCLR / PeCLR step);
 - ``simclr``, ``peclr``: the full pre-training step through ``Engine.fit``;
-- ``peer``: lightly's documented SimCLR pipeline (``benchmarks.perf.peer``);
+- ``peer``: lightly's documented SimCLR pipeline (``perf.peer``);
 - ``bare_finetune``: the backbone alone on ``finetune_batch`` images at the fine-tuning size;
-- ``finetune``: the fine-tuning step (``eval.finetune.PoseTask``) through ``Engine.fit``;
+- ``finetune``: the fine-tuning step (``benchmarks.pose_task.PoseTask``) through ``Engine.fit``;
 - ``predict``: ``eval.finetune.predict`` over the evaluation split.
 
 Ratios: ``harness_vs_bare`` = simclr (peclr) / bare, ``vs_peer_pipeline`` = simclr / peer,
 ``finetune_vs_bare`` = finetune / bare_finetune. All rates count backbone images per second.
-Then, once: ``render_img_per_s_128`` (``benchmarks.perf.render``) and ``report_s_<records>``
-(``benchmarks.perf.report_speed``).
+Then, once: ``render_img_per_s_128`` (``perf.render``), ``report_s_<records>`` and
+``report_cli_s_<records>`` (``perf.report_speed``: the report in this process, and ``bench
+report`` as a fresh process, start-up included), and ``cli_s`` (``perf.cli_speed``: the cold
+start of ``bench --help``, ``bench methods``, a mistyped method and ``bench status``).
 """
 from __future__ import annotations
 
@@ -29,18 +31,19 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.compose import load
+from orchestration.compose import load
 from benchmarks.engine import Engine
-from benchmarks.perf import machine
-from benchmarks.perf.peer import peer_variant
-from benchmarks.perf.render import render_img_per_s
-from benchmarks.perf.report_speed import report_seconds
-from benchmarks.perf.sizes import Extras, Sizes, overrides
-from benchmarks.perf.summary import check_targets
-from benchmarks.perf.timing import interleave, paired_ratio
-from benchmarks.perf.training import (bare_variant, finetune_variant, predict_variant,
+from perf import machine
+from perf.peer import peer_variant
+from perf.cli_speed import cli_seconds
+from perf.render import render_img_per_s
+from perf.report_speed import report_seconds
+from perf.sizes import Extras, Sizes, overrides
+from perf.summary import check_targets
+from perf.timing import interleave, paired_ratio
+from perf.training import (bare_variant, finetune_variant, predict_variant,
                                       pretrain_variant)
-from benchmarks.prepare import Data
+from benchmarks.data.prepare import Data
 from benchmarks.store import write_json_atomic
 
 SUMMARY = "summary.json"
@@ -119,9 +122,12 @@ def run(devices: dict[str, Sizes], extras: Extras, out: Path, workers: int, comp
     summary[f"render_img_per_s_{RENDER_RES}"] = render_img_per_s(
         RENDER_RES, extras.render_images, extras.render_batch, extras.render_repeats)
     log(f"bench report over {extras.report_records} records")
-    report_s, _, read_s = report_seconds(extras.report_records)
+    report_s, _, read_s, cli_s = report_seconds(extras.report_records)
     summary[f"report_s_{extras.report_records}"] = report_s
     summary[f"report_read_s_{extras.report_records}"] = read_s
+    summary[f"report_cli_s_{extras.report_records}"] = cli_s
+    log("cold start of the CLI")
+    summary["cli_s"] = cli_seconds()
     summary["extras"] = asdict(extras)
     summary["targets"] = check_targets(summary)
     summary["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]

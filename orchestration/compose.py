@@ -13,8 +13,11 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmarks.config import CONF_DIR, LOGGERS, MATCHES, PROFILES, RunConfig
+from benchmarks.config import (ACCELERATORS, BACKBONES, CONF_DIR, LOGGERS, MATCHES, OPTIMIZERS,
+                               POSE_HEADS, PRECISIONS, PROFILES, ROOT_MODES, SEED_MAX, SOURCES,
+                               WORLDS, RunConfig, check_augment)
 from benchmarks.errors import UserError, one_line
+from benchmarks.run import Run
 
 _STORED = False
 
@@ -37,6 +40,10 @@ def _hydra_message(err: Exception) -> str:
     """Hydra's messages run over several lines with a hint; keep what names the problem."""
     text = str(err)
     cause = err.__cause__ or err.__context__
+    env = re.search(r"Environment variable '([^']+)' not found", text + repr(cause))
+    if env:
+        return (f"environment variable {env.group(1)} is not set (a value reads it with "
+                f"${{oc.env:{env.group(1)}}}): set it, e.g. {env.group(1)}=/path bench ...")
     m = re.search(r"Could not override '([^']+)'", text)
     if m and re.search(r"Key '[^']+' not in|not in struct|ConfigKeyError", text + repr(cause)):
         return f"unknown config key {m.group(1)!r}: not in the schema (see benchmarks/config.py)"
@@ -85,25 +92,52 @@ def load(overrides: list[str] | tuple[str, ...] = (), need_data: bool = True) ->
                             f"'data.root=\"/my data (1)\"'") from None
         raise UserError(_hydra_message(err)) from None
     validate(cfg, need_data)
-    import methods
-    methods.get(cfg.method.name).settle(cfg.method, cfg)
+    settle(cfg)
     return cfg
+
+
+def settle(cfg: DictConfig) -> type:
+    """The method's own checks and what its settings imply (``Method.settle``), and the
+    initial weights an init-only method declares (the file exists; a pinned file's sha256 is
+    filled in); returns the method class."""
+    import methods
+    from benchmarks.backbone_weights import pin_file
+
+    method = methods.get(cfg.method.name)
+    method.settle(cfg.method, cfg)
+    if not method.pretrains and (spec := method.init_weights(cfg.method)) is not None:
+        pin_file(spec, cfg.method)
+    return method
+
+
+def resolve(overrides: list[str] | tuple[str, ...] = (), need_data: bool = True) -> Run:
+    """The ``Run`` of ``overrides``: composed, validated and settled once (``load``), then
+    frozen with everything derived from it (``benchmarks.run.Run``)."""
+    cfg = load(overrides, need_data)
+    import methods
+
+    return Run.of(cfg, methods.get(cfg.method.name))
 
 
 def validate(cfg: DictConfig, need_data: bool = True) -> None:
     """Ranges and names the schema's types cannot express; one line per problem."""
-    from benchmarks.augment import Augmenter
-    from benchmarks.backbone import BACKBONES
     from benchmarks.budget import parse_budget
-    from benchmarks.engine import OPTIMIZERS
-    from benchmarks.synth.scene import WORLDS
-    from eval.pose_model import HEADS, ROOT_MODES
 
     for key, value in _numbers(cfg):
         if not math.isfinite(value):
             raise UserError(f"{key} must be a finite number (got {value})")
-    if cfg.engine.devices < 1:
-        raise UserError(f"engine.devices must be >= 1 (got {cfg.engine.devices})")
+    for key in ("seed", "finetune.seed", "data.world_seed"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not 0 <= value <= SEED_MAX:
+            raise UserError(f"{key} must be in [0, {SEED_MAX}] (got {value})")
+    for key in ("engine.devices", "engine.checkpoint_every", "engine.log_every",
+                "eval.probe_epochs", "data.n_train", "data.n_eval", "data.n_triplets"):
+        if OmegaConf.select(cfg, key) < 1:
+            raise UserError(f"{key} must be >= 1 (got {OmegaConf.select(cfg, key)})")
+    if not cfg.engine.progress_every_s > 0:
+        raise UserError(f"engine.progress_every_s must be > 0 (got {cfg.engine.progress_every_s})")
+    if cfg.engine.num_workers < 0:
+        raise UserError(f"engine.num_workers must be >= 0 (got {cfg.engine.num_workers})")
     if cfg.engine.threads < 0:
         raise UserError(f"engine.threads must be >= 0, 0 for torch's default (got {cfg.engine.threads})")
     if cfg.engine.logger not in LOGGERS:
@@ -137,18 +171,29 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
     for key, ok, rule in checks:
         if not ok:
             raise UserError(f"{key} must be {rule} (got {OmegaConf.select(cfg, key)})")
-    choices = [("finetune.head", HEADS), ("finetune.root", ROOT_MODES),
-               ("finetune.optimizer", OPTIMIZERS), ("data.world", WORLDS)]
+    choices = [("finetune.head", POSE_HEADS), ("finetune.root", ROOT_MODES),
+               ("finetune.optimizer", OPTIMIZERS), ("data.world", WORLDS),
+               ("engine.accelerator", ACCELERATORS), ("engine.precision", PRECISIONS)]
     for key, valid in choices:
         if OmegaConf.select(cfg, key) not in valid:
             raise UserError(f"{key} must be one of: {', '.join(valid)} (got {OmegaConf.select(cfg, key)!r})")
-    Augmenter(cfg.pretrain.augment, key="pretrain.augment")        # range checks, one line each
-    Augmenter(cfg.finetune.augment, key="finetune.augment")
+    check_augment(cfg.pretrain.augment, key="pretrain.augment")
+    check_augment(cfg.finetune.augment, key="finetune.augment")
+    if cfg.data.name == "synthetic" and cfg.data.root:
+        raise UserError(f"data.root={cfg.data.root} is set but the data set is the embedded "
+                        f"synthetic one: add data=freihand to fine-tune and evaluate on that folder")
     if cfg.data.name != "synthetic" and need_data:
         _check_root("data.root", cfg.data.root)
+    if not cfg.pretrain.sources:
+        raise UserError("pretrain.sources is empty: name at least one pre-training data set")
     for i, src in enumerate(cfg.pretrain.sources):
+        if src.name not in SOURCES:
+            raise UserError(f"unknown pre-training source pretrain.sources.{i}.name={src.name!r}; "
+                            f"choose one of: {', '.join(SOURCES)}")
         if src.weight <= 0:
             raise UserError(f"pretrain.sources.{i}.weight must be > 0 (got {src.weight})")
+        if src.name.startswith("synthetic") and src.n < 1:
+            raise UserError(f"pretrain.sources.{i}.n must be >= 1 (got {src.n})")
         if not src.name.startswith("synthetic") and need_data:
             _check_root(f"pretrain.sources.{i}.root ({src.name})", src.root)
 

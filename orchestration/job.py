@@ -1,6 +1,6 @@
 """What a submitted job runs: one or more runs in order, checkpointed on the stop signal.
 
-``RunJob`` is the callable that ``benchmarks.launch`` and ``benchmarks.sweep`` hand to
+``RunJob`` is the callable that ``orchestration.launch`` and ``orchestration.sweep`` hand to
 submitit (SLURM, or a local subprocess). It is checkpointable; the protocol on SLURM's signal
 (USR2, ``launcher.signal_delay_s`` before the time limit, on preemption, or by hand with
 ``scancel --signal=USR2 JOBID``):
@@ -18,7 +18,7 @@ submitit (SLURM, or a local subprocess). It is checkpointable; the protocol on S
 
 Past ``max_requeues`` the run gets a failed record saying so; running it again resumes it from
 its checkpoint. The job runs from a snapshot of the code taken at submission (see
-``benchmarks.launch.snapshot_code``); it moves back to the submission's working directory
+``orchestration.launch.snapshot_code``); it moves back to the submission's working directory
 first, so relative paths in the config mean what they meant there.
 """
 from __future__ import annotations
@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 import submitit
-from omegaconf import DictConfig
-
-from benchmarks import engine, jobstate, provenance
-from benchmarks.config import run_id
+from benchmarks import engine, provenance
 from benchmarks.errors import UserError, one_line
 from benchmarks.record import Record, write_record
+from benchmarks.run import Run
+from orchestration import jobstate
 
-PACKAGES = ("benchmarks", "methods", "eval")
+PACKAGES = ("benchmarks", "methods", "eval", "orchestration")
 
 
 def _stop_on_signal(signum, frame) -> None:
@@ -47,23 +46,23 @@ def _stop_on_signal(signum, frame) -> None:
 
 
 class RunJob(submitit.helpers.Checkpointable):
-    """Run ``cfgs`` one after another into ``results``; returns their records.
+    """Run ``runs`` one after another into ``results``; returns their records.
 
     A run that fails is recorded as failed and the job goes on with the next one; at the end
     the job raises ``RunFailed`` naming the failures, so that SLURM marks it failed (and jobs
     that depend on it with ``afterok`` do not start).
     """
 
-    def __init__(self, cfgs: list[DictConfig], results: Path, cwd: Path, force: bool = False,
+    def __init__(self, runs: list[Run], results: Path, cwd: Path, force: bool = False,
                  max_requeues: int = 3):
-        self.cfgs = list(cfgs)
+        self.runs = list(runs)
         self.results = Path(results).resolve()
         self.cwd = Path(cwd).resolve()
         self.force = force
         self.max_requeues = max_requeues
 
     def __call__(self) -> list[dict]:
-        from benchmarks.runner import RunFailed, execute
+        from orchestration.runner import RunFailed, execute
 
         for name in PACKAGES:               # bind the snapshot's packages before leaving its folder
             importlib.import_module(name)
@@ -75,43 +74,44 @@ class RunJob(submitit.helpers.Checkpointable):
         engine.clear_stop()
         signal.signal(stop_signal, _stop_on_signal)
         records, failures = [], []
-        for cfg in self.cfgs:
-            rid = run_id(cfg)
+        for run in self.runs:
+            rid = run.run_id
             started = provenance.now()
             if lead:
                 jobstate.update_job(self.results, rid, env.job_id, state="running",
                                     started_at=time.time(), host=socket.gethostname())
             try:
-                records.append(execute(cfg, self.results, force=self.force))
+                records.append(execute(run, self.results, force=self.force))
             except engine.Preempted as stop:
                 print(f"{rid}: {stop}", flush=True)
                 if lead:
-                    self._requeue_or_fail(cfg, rid, env.job_id, started)
+                    self._requeue_or_fail(run, env.job_id, started)
                 requeue(stop_signal, None)
                 sys.exit(1)                 # not rank 0: submitit's handler left the exit to us
             except RunFailed as err:
                 failures.append(f"{rid}: {one_line(err)}")
             except UserError as err:        # e.g. data missing on the compute node
                 if lead:
-                    write_record(self.results, failed_record(cfg, one_line(err), started))
+                    write_record(self.results, failed_record(run, one_line(err), started))
                 failures.append(f"{rid}: {one_line(err)}")
         if failures:
-            raise RunFailed(f"{len(failures)} of {len(self.cfgs)} runs failed: "
+            raise RunFailed(f"{len(failures)} of {len(self.runs)} runs failed: "
                             + "; ".join(failures))
         return records
 
-    def _requeue_or_fail(self, cfg: DictConfig, rid: str, job_id: str, started: str) -> None:
-        from benchmarks.runner import RunFailed
+    def _requeue_or_fail(self, run: Run, job_id: str, started: str) -> None:
+        from orchestration.runner import RunFailed
 
+        rid = run.run_id
         n = jobstate.count_requeue(self.results, rid, job_id, time.time())
         if n > self.max_requeues:
             error = (f"stopped by the signal {n}x, more than launcher.max_requeues="
                      f"{self.max_requeues}; run it again to resume from its checkpoint")
-            write_record(self.results, failed_record(cfg, error, started))
+            write_record(self.results, failed_record(run, error, started))
             raise RunFailed(f"{rid}: {error}")
         print(f"{rid}: requeue {n} of at most {self.max_requeues}", flush=True)
 
 
-def failed_record(cfg: DictConfig, error: str, started: str) -> Record:
+def failed_record(run: Run, error: str, started: str) -> Record:
     """A ``status: failed`` record for a run that ended before ``runner.execute`` wrote one."""
-    return Record.start(cfg, run_id(cfg)).failed(error, provenance.collect(started))
+    return Record.start(run).failed(error, provenance.collect(started))

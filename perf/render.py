@@ -7,9 +7,9 @@ intra-op thread count in ``--threads``. Besides wall-clock rates it prints rates
 this process's CPU time, which other processes on a shared machine do not disturb; with one
 thread that is the rate of one dedicated core.
 
-    python -m benchmarks.perf.render [--images 512] [--batch 128] [--threads 1 2] [--device cpu]
+    python -m perf.render [--images 512] [--batch 128] [--threads 1 2] [--device cpu]
 
-``render_img_per_s`` is the figure ``python -m benchmarks.perf`` reports at 128 pixels.
+``render_img_per_s`` is the figure ``python -m perf`` reports at 128 pixels.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.synth import generate
+from benchmarks.synth.products import generate
 from benchmarks.synth.products import generator
 from benchmarks.synth.scene import LAB, render_scenes, sample_scenes
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.perf [--quick] [--out results/perf]``: measure, print, write.
+"""``python -m perf [--quick] [--out results/perf]``: measure, print, write.
 
 The CPU is always measured; the GPU path (bf16 autocast, channels_last, augmentation on the
 device, ``--compile`` for torch.compile) when CUDA is available, else a line says it was
@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from benchmarks.perf.sizes import presets
-from benchmarks.perf.suite import SUMMARY, run
-from benchmarks.perf.summary import table
+from perf.sizes import presets
+from perf.suite import SUMMARY, run
+from perf.summary import table
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf",
+    parser = argparse.ArgumentParser(prog="python -m perf",
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--quick", action="store_true",
                         help="smaller batches, data, steps and repeats (minutes on 2 cores)")

@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.config import POSE_HEADS, ROOT_MODES  # noqa: F401 (ROOT_MODES: re-exported)
+
 ROOT = 9                 # middle MCP
 BONE = (9, 10)           # middle MCP -> PIP, FreiHAND's scale bone
 Z_ROOT_RANGE = (4.0, 50.0)  # closed-form root depth clamp, in bone lengths (PeCLR's values)
-HEADS = ("regression", "heatmap")      # direct regression (PeCLR's RN_25D_wMLPref) | 2.5D heatmaps
-ROOT_MODES = ("closed_form", "prior")  # what the root refiner corrects (see RootRefiner)
+HEADS = POSE_HEADS                     # direct regression (PeCLR's RN_25D_wMLPref) | 2.5D heatmaps
+# ROOT_MODES: what the root refiner corrects (see RootRefiner)
 _EPS = 1e-8
 
 

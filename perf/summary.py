@@ -15,6 +15,8 @@ TARGETS: dict[str, dict[str, float]] = {
     "cuda": {"harness_vs_bare.simclr": 0.9, "harness_vs_bare.peclr": 0.9,
              "vs_peer_pipeline": 1.5},
 }
+CLI_TARGET_S = 1.5          # a CLI answer, start-up included (median of 3 fresh processes)
+REPORT_TARGET_S = 3.0       # bench report over 1,000 records, start-up included
 BUSY_LOAD = 0.5             # 1-minute load average from other processes that makes figures noisy
 VARIANTS = ("bare", "simclr", "peclr", "peer", "bare_finetune", "finetune", "predict")
 
@@ -55,8 +57,10 @@ def table(summary: dict) -> Table:
     for key, value in summary.items():
         if key.startswith("render_img_per_s_"):
             t.add_row("cpu", key, f"{value:.0f}", "", "")
-        elif key.startswith("report_s_") or key.startswith("report_read_s_"):
+        elif key.startswith(("report_s_", "report_read_s_", "report_cli_s_")):
             t.add_row("cpu", key, f"{value:.2f}", "", "")
+    for name, value in summary.get("cli_s", {}).items():
+        t.add_row("cpu", f"cli {name} s", f"{value:.2f}", f"< {CLI_TARGET_S:g}", "")
     notes = [f"GPU path {summary['gpu']}"] if summary["gpu"] else []
     machine = summary["machine"]
     if machine["load_avg"][0] >= BUSY_LOAD:
@@ -99,8 +103,18 @@ def readme_table(summary: dict) -> str:
     records = summary["extras"]["report_records"]
     render = next(k for k in summary if k.startswith("render_img_per_s_"))
     lines.append(f"| synthetic renderer at {render.rsplit('_', 1)[1]} px | {summary[render]:.0f} img/s | – | ≥ 300 |")
-    lines.append(f"| `bench report` over {records:,} records | {summary[f'report_s_{records}']:.1f} s | – | < 3 s |")
+    if f"report_cli_s_{records}" in summary:
+        lines.append(f"| `bench report` over {records:,} records, as a fresh process (start-up "
+                     f"included) | {summary[f'report_cli_s_{records}']:.1f} s | – | < {REPORT_TARGET_S:g} s |")
+        lines.append(f"| the same report inside a running process | "
+                     f"{summary[f'report_s_{records}']:.1f} s | – | – |")
+    else:
+        lines.append(f"| `bench report` over {records:,} records | {summary[f'report_s_{records}']:.1f} s | – | < 3 s |")
     if f"report_read_s_{records}" in summary:
         lines.append(f"| reading and validating the same records alone | "
                      f"{summary[f'report_read_s_{records}']:.2f} s | – | – |")
+    labels = {"help": "`bench --help`", "methods": "`bench methods`",
+              "unknown_method": "`bench run --method nosuch`", "status_empty": "`bench status` (no runs)"}
+    for name, value in summary.get("cli_s", {}).items():
+        lines.append(f"| {labels.get(name, name)}, cold start | {value:.2f} s | – | < {CLI_TARGET_S:g} s |")
     return "\n".join(lines)

@@ -1,7 +1,0 @@
-"""Performance scripts: where the time goes, against the bare model and a peer pipeline.
-
-``python -m benchmarks.perf [--quick] [--out results/perf]`` runs every measurement side by
-side and writes ``<out>/summary.json`` (``benchmarks.perf.suite``); the modules
-``benchmarks.perf.render`` and ``benchmarks.perf.report_speed`` also run on their own.
-These are scripts that time things, not tests: nothing here asserts a speed.
-"""
