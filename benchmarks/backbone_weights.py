@@ -86,9 +86,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))          # torch colours its message
         asked = re.search(r"GLOBAL ([\w.]+)", text)
-        if asked or "Weights only load failed" in text:
+        if asked:
             raise UserError(f"method.weights: {path} is not a plain state dict: loading it would "
-                            f"call {asked.group(1) if asked else 'code'}; refused, nothing was run (pass a file of "
+                            f"call {asked.group(1)}; refused, nothing was run (pass a file of "
                             f"tensors only)") from None
         raise UserError(f"method.weights: {path} is not a torch state dict "
                         f"({one_line(text)[:160]})") from None

@@ -117,7 +117,13 @@ class Compute:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Compute":
-        known = {f.name for f in fields(cls)}
+        """The compute block of a record; ``Invalid`` names a field of the wrong type."""
+        if not isinstance(d, dict):
+            raise Invalid(f"compute is a JSON {type(d).__name__}, not an object")
+        known = {f.name: f.type for f in fields(cls)}
+        for key, value in d.items():
+            if key in known and value is not None and not _fits(value, known[key]):
+                raise Invalid(f"compute.{key} is {_said(value)}, not {_TYPE_WORDS[_base(known[key])]}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -185,13 +191,56 @@ class Record:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Record":
-        """A record object from a record file's JSON (raises KeyError on a missing required key;
-        :func:`check` says whether a record is whole)."""
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: v for k, v in d.items() if k in known}
+        """A record object from a record file's JSON, every field and the nested compute block
+        type-checked: ``Invalid`` names a missing or mistyped field (``check`` adds the ranges
+        and what an ok record must hold). Keys this version does not know are kept."""
+        if not isinstance(d, dict):
+            raise Invalid(f"a JSON {type(d).__name__}, not a record object")
+        kinds = _RECORD_TYPES
+        for key, kind in kinds.items():
+            if key not in d:
+                if key in _REQUIRED:
+                    raise Invalid(f"no {key!r} in the record")
+                continue
+            value = d[key]
+            if value is None and key not in _REQUIRED:
+                continue
+            if not _fits(value, kind):
+                raise Invalid(f"{key} is {_said(value)}, not {_TYPE_WORDS[_base(kind)]}")
+        values = {k: v for k, v in d.items() if k in kinds}
         if isinstance(values.get("compute"), dict):
             values["compute"] = Compute.from_json(values["compute"])
-        return cls(**values, extra={k: v for k, v in d.items() if k not in known})
+        return cls(**values, extra={k: v for k, v in d.items() if k not in kinds})
+
+
+# What each field of a record must be (the JSON types); the required ones must be there.
+_RECORD_TYPES: dict[str, str] = {
+    "schema": "int", "run_id": "str", "status": "str", "error": "str", "method": "str",
+    "backbone": "str", "data": "str", "budget": "str", "match": "str", "label_fraction": "float",
+    "seed": "int", "profile": "str", "config": "dict", "metrics": "dict", "baselines": "dict",
+    "probes": "dict", "labelled": "dict", "validation": "dict", "compute": "dict",
+    "curves": "dict", "provenance": "dict"}
+_REQUIRED = ("schema", "run_id", "method", "backbone", "data", "budget", "match",
+             "label_fraction", "seed", "profile", "config")
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "dict": "an object",
+               "bool": "true or false"}
+
+
+def _base(kind: Any) -> str:
+    """``"float | None"`` (a dataclass field's annotation) -> ``"float"``."""
+    return str(kind).split("|")[0].strip()
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    kind = _base(kind)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return {"int": lambda v: isinstance(v, int),
+            "float": lambda v: isinstance(v, (int, float)),
+            "str": lambda v: isinstance(v, str),
+            "dict": lambda v: isinstance(v, dict)}.get(kind, lambda v: True)(value)
 
 
 def record_path(results: Path, run_id: str) -> Path:
@@ -230,6 +279,7 @@ class Checked:
     kind: str
     reason: str | None
     record: dict[str, Any] | None
+    typed: Record | None = None            # the record as its type (ok and failed records)
     row: dict[str, Any] | None = None
     evals: list[dict[str, Any]] | None = None
     pretrain: list[dict[str, Any]] | None = None
@@ -505,15 +555,16 @@ def check(path: Path) -> Checked:
             raise Invalid(f"schema {record.get('schema')!r}; this version reads schema {SCHEMA}")
         _check_folder(record, path.parent.name)
         status = record.get("status")
+        if status not in ("ok", "failed"):
+            raise Invalid(f"status {status!r}, expected 'ok' or 'failed'")
+        typed = Record.from_json(record)
         if status == "failed":
             return Checked(path, "failed", one_line(record.get("error") or "no error message in the record"),
-                           record)
-        if status != "ok":
-            raise Invalid(f"status {status!r}, expected 'ok' or 'failed'")
+                           record, typed)
         row, evals, pretrain = table_row(record, path.parent.name)
     except Invalid as err:
         return Checked(path, "invalid", one_line(err), record)
-    return Checked(path, "ok", None, record, row, evals, pretrain)
+    return Checked(path, "ok", None, record, typed, row, evals, pretrain)
 
 
 def iter_records(results: Path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.config import semantic
 from benchmarks.errors import UserError
-from benchmarks.record import read_record, record_path
+from benchmarks.record import check, record_path
 
 COLUMNS = ("#", "change", "steps", "wall s", "2D px", "zrel L1", "root L1", "PA-EPE mm",
            "floor mm", "val PA-EPE mm")
@@ -66,18 +66,21 @@ def rows(sweep: Path, results: Path, against: str = "previous") -> list[list[str
     out, first, prev = [], None, None
     for i, run in enumerate(runs):
         cfg = run.cfg
-        rec = read_record(record_path(results, run.run_id))
+        path = record_path(results, run.run_id)
+        checked = check(path) if path.exists() else None
         ref = prev if against == "previous" else first
         label = changes(cfg, ref)
         prev, first = cfg, first if first is not None else cfg
-        if not rec or rec.get("status") != "ok":
-            out.append([str(i), label, *(["missing"] + ["–"] * (len(COLUMNS) - 3))])
+        if checked is None or checked.kind != "ok":
+            word = "missing" if checked is None else checked.kind      # failed, invalid, unreadable
+            out.append([str(i), label, *([word] + ["–"] * (len(COLUMNS) - 3))])
             continue
-        m, c = rec["metrics"], rec["compute"]
-        floor = (rec.get("baselines") or {}).get("canonical_hand", {}).get("pa_epe_mm")
-        val = (rec.get("validation") or {}).get("pa_epe_mm")
-        out.append([str(i), label, str(c.get("finetune_steps", "–")),
-                    _fmt(c.get("finetune_wall_s"), 0),
+        rec = checked.typed
+        m, c = rec.metrics, rec.compute
+        floor = (rec.baselines or {}).get("canonical_hand", {}).get("pa_epe_mm")
+        val = (rec.validation or {}).get("pa_epe_mm")
+        out.append([str(i), label, str(c.finetune_steps if c.finetune_steps is not None else "–"),
+                    _fmt(c.finetune_wall_s, 0),
                     _fmt(m.get("epe_2d_px"), 2), _fmt(m.get("zrel_l1"), 3),
                     _fmt(m.get("z_root_l1"), 2), _fmt(m["pa_epe_mm"], 2), _fmt(floor, 2),
                     _fmt(val, 2)])

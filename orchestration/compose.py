@@ -134,8 +134,9 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
                 "eval.probe_epochs", "data.n_train", "data.n_eval", "data.n_triplets"):
         if OmegaConf.select(cfg, key) < 1:
             raise UserError(f"{key} must be >= 1 (got {OmegaConf.select(cfg, key)})")
-    if not cfg.engine.progress_every_s > 0:
-        raise UserError(f"engine.progress_every_s must be > 0 (got {cfg.engine.progress_every_s})")
+    if not cfg.engine.progress_every_s >= 0:
+        raise UserError(f"engine.progress_every_s must be >= 0, 0 for a line at every logged "
+                        f"step (got {cfg.engine.progress_every_s})")
     if cfg.engine.num_workers < 0:
         raise UserError(f"engine.num_workers must be >= 0 (got {cfg.engine.num_workers})")
     if cfg.engine.threads < 0:

@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from benchmarks import provenance
 from benchmarks.errors import UserError
-from benchmarks.record import reusable
+from benchmarks.record import Compute, Record, reusable
 from benchmarks.run import Run
 from benchmarks.units import flops_text
 from orchestration import jobstate
@@ -44,17 +44,20 @@ LAUNCHERS = ("inprocess", "local", "slurm")
 SNAPSHOT_META = provenance.SNAPSHOT_META
 
 
-def summary_line(record: dict) -> str:
-    m = record.get("metrics") or {}
-    c = record.get("compute") or {}
-    if record.get("status") != "ok":
-        return f"{record['run_id']}: {record.get('status')}  {record.get('error')}"
-    nan = float("nan")
-    return (f"{record['run_id']}: {record['status']}  PA-EPE {m.get('pa_epe_mm', nan):.2f} mm"
-            f"  PA-AUC {m.get('pa_auc', nan):.3f}  EPE {m.get('epe_mm', nan):.2f} mm"
-            f"  pretrain {flops_text(c.get('pretrain_flops', 0), trim=True)}"
-            f"{' (cached)' if c.get('pretrain_cache_hit') else ''}"
-            f"  finetune {flops_text(c.get('finetune_flops', 0), trim=True)}  {c.get('wall_s', 0):.0f} s")
+def summary_line(record: dict | Record) -> str:
+    """One line for a finished run: its scores and what it spent, or its error."""
+    if isinstance(record, dict):
+        if record.get("status") != "ok" and set(record) <= {"schema", "run_id", "status", "error"}:
+            return f"{record.get('run_id')}: {record.get('status')}  {record.get('error')}"   # a stand-in
+        record = Record.from_json(record)
+    if record.status != "ok":
+        return f"{record.run_id}: {record.status}  {record.error}"
+    m, c = record.metrics, record.compute or Compute()
+    return (f"{record.run_id}: {record.status}  PA-EPE {m['pa_epe_mm']:.2f} mm"
+            f"  PA-AUC {m['pa_auc']:.3f}  EPE {m['epe_mm']:.2f} mm"
+            f"  pretrain {flops_text(c.pretrain_flops or 0, trim=True)}"
+            f"{' (cached)' if c.pretrain_cache_hit else ''}"
+            f"  finetune {flops_text(c.finetune_flops or 0, trim=True)}  {c.wall_s or 0:.0f} s")
 
 
 def check_launcher(cfg: DictConfig, submitting: bool = True) -> str:

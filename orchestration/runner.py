@@ -70,10 +70,20 @@ def execute(run: Run, results: Path, force: bool = False, console=None,
     check_devices(cfg)
     # Two identical runs at once fine-tune once: the second waits here, then finds the record.
     lead = all(int(os.environ.get(v, 0)) == 0 for v in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
-    with file_lock(results / LOCKS / f"{rid}.lock") if lead else nullcontext():   # DDP: rank 0 only
-        if not force and (rec := reusable(results, rid, False, log)) is not None:
-            return rec
-        return _execute(run, results, force, console, log)
+    lock = results / LOCKS / f"{rid}.lock"
+    try:
+        with file_lock(lock) if lead else nullcontext():      # DDP: rank 0 only
+            if not force and (rec := reusable(results, rid, False, log)) is not None:
+                return rec
+            return _execute(run, results, force, console, log)
+    except UserError:
+        if lead:                 # a refusal leaves nothing behind, not even its lock
+            lock.unlink(missing_ok=True)
+            try:
+                lock.parent.rmdir()
+            except OSError:
+                pass
+        raise
 
 
 LOCKS = ".locks"      # <results>/.locks/<run_id>.lock: one process runs a run at a time

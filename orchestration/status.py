@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration import jobstate
-from benchmarks.record import RECORD, Checked, check, stand_in
+from benchmarks.record import RECORD, Checked, Record, check, stand_in
 
 STATES = ("running", "pending", "interrupted", "failed", "unreadable", "invalid", "ok")
 PRETRAIN_CACHE = ".pretrain"        # orchestration.runner.pretrain_cache_dir
@@ -65,9 +65,10 @@ class RunState:
     job_id: str | None = None
     launcher: str | None = None
     error: str | None = None            # interrupted, failed, unreadable, invalid: one line
-    record: dict | None = None
+    record: dict | None = None          # the record's JSON (what wait_for hands on)
     job: dict = field(default_factory=dict)
     job_error: str | None = None        # "unreadable job file: <reason>" (the job file is broken)
+    typed: Record | None = None         # the record as its type (ok and failed records)
 
 
 def slurm_queue() -> dict[str, str] | None:
@@ -182,14 +183,14 @@ def run_state(results: Path, rid: str, queue: dict[str, str] | None) -> RunState
         if (state.state not in ("failed", "interrupted")
                 or (checked := _current_record(folder, job)) is None):
             return state
-    record = checked.record or {}
-    return RunState(rid, checked.kind, job_id=_job_id(record, job),
+    return RunState(rid, checked.kind, job_id=_job_id(checked.typed, job),
                     launcher=(job or {}).get("launcher"), error=checked.reason,
-                    record=checked.record, job=job or {}, job_error=job_error)
+                    record=checked.record, job=job or {}, job_error=job_error, typed=checked.typed)
 
 
-def _job_id(record: dict, job: dict | None) -> str | None:
-    return (record.get("provenance") or {}).get("slurm_job_id") or (job or {}).get("job_id")
+def _job_id(record: Record | None, job: dict | None) -> str | None:
+    slurm = ((record.provenance if record is not None else None) or {}).get("slurm_job_id")
+    return slurm or (job or {}).get("job_id")
 
 
 def _job_state(results: Path, rid: str, job: dict, queue: dict[str, str] | None) -> RunState:
@@ -357,9 +358,8 @@ def _note(st: RunState) -> str:
     if st.state in ("interrupted", "failed", "unreadable", "invalid"):
         note = st.error or ""
     elif st.state == "ok":
-        m = st.record.get("metrics") or {}
-        note = (f"PA-EPE {m.get('pa_epe_mm', float('nan')):.2f} mm  "
-                f"PA-AUC {m.get('pa_auc', float('nan')):.3f}")
+        m = st.typed.metrics                # an ok record has them (benchmarks.record.check)
+        note = f"PA-EPE {m['pa_epe_mm']:.2f} mm  PA-AUC {m['pa_auc']:.3f}"
     else:
         requeues = st.job.get("requeues") or 0
         note = f"requeued {requeues}x" if requeues else ""
@@ -371,12 +371,11 @@ def _note(st: RunState) -> str:
 def finetune_seed(st: RunState) -> int | None:
     """The run's fine-tuning seed from its record (``config.finetune.seed``; null: the run
     seed); None without a record that says."""
-    rec = st.record if isinstance(st.record, dict) else {}
-    cfg = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-    ft = cfg.get("finetune") if isinstance(cfg.get("finetune"), dict) else {}
-    seed = ft.get("seed")
-    if seed is None:
-        seed = cfg.get("seed", rec.get("seed"))
+    if st.typed is None:
+        return None
+    ft = st.typed.config.get("finetune")
+    seed = ft.get("seed") if isinstance(ft, dict) else None
+    seed = st.typed.seed if seed is None else seed
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 

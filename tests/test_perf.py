@@ -83,5 +83,9 @@ def test_quick_machinery_writes_a_summary_with_every_figure(tmp_path, data_cache
         assert measured == ["cpu"]
         assert summary["gpu"].startswith("skipped")
         assert any("GPU path skipped" in line for line in lines)
-    rows = len(summary["targets"]) + len(measured) * (1 + len(VARIANTS)) + 3   # render, report, read
+    assert summary["report_cli_s_6"] > 0                     # bench report as a fresh process
+    assert set(summary["cli_s"]) == {"help", "methods", "unknown_method", "status_empty"}
+    assert all(0 < v < 60 for v in summary["cli_s"].values())
+    rows = (len(summary["targets"]) + len(measured) * (1 + len(VARIANTS))
+            + 4 + len(summary["cli_s"]))             # render, report, read, report CLI; cold starts
     assert table(summary).row_count == rows

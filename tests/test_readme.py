@@ -84,13 +84,15 @@ def _script(tmp: Path, calls: Path) -> str:
 def test_readme_bash_blocks_run_as_written(tmp_path, data_cache, monkeypatch, capsys):
     """bash parses the blocks; each ``bench`` call then runs in this process (one import of
     the suite instead of one per command), ``run`` and ``sweep`` as dry runs."""
-    freihand_tree(tmp_path / "FreiHAND")
+    freihand_tree(tmp_path / "FreiHAND", n=640)    # 10 % of the ids fill one batch of the paper profile
     youtube_tree(tmp_path / "yt3d")
     work = tmp_path / "work"
     (work / "results").mkdir(parents=True)
     (work / "sweeps").symlink_to(ROOT / "sweeps")
     (work / "results" / "cpu-study").mkdir()
     (work / "results" / "cpu-study" / "records").symlink_to(STUDY / "records")
+    (work / "results" / "calibration").mkdir()
+    (work / "results" / "calibration" / "records").symlink_to(ROOT / "results" / "calibration" / "records")
     for method, value in (("random", 30.0), ("simclr", 25.0)):
         for seed in range(3):
             write_record(work / "results" / "runs", example_record(method, seed, value + seed))

@@ -48,3 +48,37 @@ def test_written_records_are_whole_and_checked_the_same_way(tmp_path):
     assert written["provenance"] == {"host": "n1"}
     placeholder = stand_in("peclr-x-s3", "job vanished")
     assert placeholder["status"] == "failed" and placeholder["error"] == "job vanished"
+
+
+@pytest.mark.parametrize("key,value,reason", [
+    ("seed", "0", "seed is the string \"0\", not an integer"),
+    ("seed", True, "not an integer"),
+    ("config", [1], "config is"),
+    ("label_fraction", "1", "label_fraction is"),
+    ("compute.finetune_steps", "100", "compute.finetune_steps is"),
+    ("compute.pretrain_cache_hit", 1, "compute.pretrain_cache_hit is"),
+    ("compute", [], "compute is a JSON list, not an object"),
+])
+def test_the_typed_read_names_a_mistyped_field_and_check_calls_it_invalid(key, value, reason, tmp_path):
+    from benchmarks.record import Invalid
+
+    d = example_record("simclr", 0, 10.0)
+    if key.startswith("compute."):
+        d["compute"][key.split(".", 1)[1]] = value
+    else:
+        d[key] = value
+    with pytest.raises(Invalid) as err:
+        Record.from_json(d)
+    assert reason.split(" is")[0] in str(err.value) and "\n" not in str(err.value)
+    path = tmp_path / d["run_id"] / RECORD
+    path.parent.mkdir()
+    path.write_text(json.dumps(d))
+    checked = check(path)
+    assert checked.kind == "invalid" and checked.typed is None
+
+
+def test_readers_get_the_typed_record(tmp_path):
+    path = write_record(tmp_path, example_record("peclr", 1, 12.0))
+    checked = check(path)
+    assert isinstance(checked.typed, Record) and isinstance(checked.typed.compute, Compute)
+    assert checked.typed.metrics["pa_epe_mm"] == checked.record["metrics"]["pa_epe_mm"]

@@ -25,7 +25,7 @@ CASES = [
     (["finetune.seed=-3"], "finetune.seed must be in [0, 2147483647] (got -3)"),
     (["engine.checkpoint_every=0"], "engine.checkpoint_every must be >= 1 (got 0)"),
     (["engine.log_every=0"], "engine.log_every must be >= 1 (got 0)"),
-    (["engine.progress_every_s=0"], "engine.progress_every_s must be > 0"),
+    (["engine.progress_every_s=-1"], "engine.progress_every_s must be >= 0"),
     (["engine.accelerator=tpu"], "engine.accelerator must be one of: auto, cpu, cuda (got 'tpu')"),
     (["engine.precision=bogus"], "engine.precision must be one of"),
     (["pretrain.sources.0.name=bogus"], "unknown pre-training source pretrain.sources.0.name='bogus'"),
@@ -215,3 +215,26 @@ def test_multirun_plans_the_grid_as_a_sweep(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "4 runs: 0 done" in out and "pre-trainings: 2 to run" in out
     assert "4 of them after a pre-training" in out
+
+
+def test_two_identical_runs_at_once_fine_tune_once(tmp_path, data_cache):
+    """The second waits on the first's lock and then finds its record."""
+    import threading
+
+    from orchestration.runner import execute
+
+    run = compose.resolve([*SMOKE[2:], "profile=smoke", "method=random"])
+    said: list[list[str]] = [[], []]
+    out: list[dict] = [{}, {}]
+
+    def go(i: int) -> None:
+        out[i] = execute(run, tmp_path, log=said[i].append)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out[0] == out[1] and out[0]["status"] == "ok"
+    reused = [any("already done" in line for line in lines) for lines in said]
+    assert sorted(reused) == [False, True]
