@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"method.weights: no such file: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():          # torch warns about plain pickles; we say it once
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:   # torch.load reports a bad file as pickle, zip or runtime errors
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))          # torch colours its message
         asked = re.search(r"GLOBAL ([\w.]+)", text)
@@ -96,6 +99,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
         raise UserError(f"method.weights: {path} holds no state dict of tensors")
+    bad = [k for k, v in obj.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UserError(f"method.weights: {path} holds inf or NaN in {len(bad)} tensors "
+                        f"(e.g. {bad[0]}); these weights cannot start a run")
     return dict(obj)
 
 

@@ -27,7 +27,7 @@ from benchmarks.errors import UserError
 
 UNITS = ("ep", "step", "img", "tflop", "pflop", "h")
 _MULT = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
-_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*([kMG]?)(ep|step|img|tflop|pflop|h)\s*$")
+_RE = re.compile(r"^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kMG]?)(ep|step|img|tflop|pflop|h)$")
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,12 @@ def parse_budget(text: str) -> Budget:
     m = _RE.match(str(text))
     if not m:
         raise UserError(f"malformed budget {text!r}: expected <number><unit> with unit one of "
-                        f"{', '.join(UNITS)} (e.g. 100ep, 2000step, 500kimg, 3pflop, 2h)")
+                        f"{', '.join(UNITS)} and no spaces (e.g. 100ep, 2000step, 500kimg, 3pflop, 2h)")
     value = float(m.group(1)) * _MULT[m.group(2)]
     if m.group(2) and m.group(3) in ("tflop", "pflop", "h"):
         raise UserError(f"malformed budget {text!r}: k/M/G multipliers go with ep, step and img only")
+    if math.isinf(value):
+        raise UserError(f"malformed budget {text!r}: the number is too large for a float")
     if not value > 0 or not math.isfinite(value):
         raise UserError(f"malformed budget {text!r}: the number must be positive")
     return Budget(value, m.group(3), str(text))

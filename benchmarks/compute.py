@@ -116,10 +116,16 @@ def plan_run(cfg: DictConfig, costs: Costs, cached: dict | None = None) -> RunPl
     cached pre-training, what it spent: ``cached`` is its meta), then fine-tuning steps from the
     recipe plus, under ``match=total``, the budget left at the fine-tuning step's cost."""
     if costs.n_labelled < cfg.finetune.batch_size:
+        held = (f" after data.val_fraction={cfg.data.val_fraction:g} held out"
+                if cfg.data.val_fraction else "")
+        need = math.ceil(100 * cfg.finetune.label_fraction * (cfg.finetune.batch_size + 0.5)
+                         / max(costs.n_labelled, 1)) / 100          # rounded up: enough ids
         raise UserError(f"finetune.label_fraction={cfg.finetune.label_fraction:g} leaves "
-                        f"{costs.n_labelled} labelled images; one batch of finetune.batch_size="
-                        f"{cfg.finetune.batch_size} needs {cfg.finetune.batch_size}: raise the "
-                        f"label fraction or lower the batch size")
+                        f"{costs.n_labelled} labelled images{held}; one batch of "
+                        f"finetune.batch_size={cfg.finetune.batch_size} needs "
+                        + (f"{cfg.finetune.batch_size}: use label_fraction >= about {need:.2g}" if need <= 1
+                           else f"{cfg.finetune.batch_size}: even all labels are too few; lower "
+                                f"finetune.batch_size" + (" or data.val_fraction" if held else "")))
     p = plan(cfg, costs.image_flops, costs.n_pretrain)
     if cached is not None:
         pre_steps, pre_flops = cached["steps"], float(cached["flops"])
@@ -137,10 +143,13 @@ def plan_run(cfg: DictConfig, costs: Costs, cached: dict | None = None) -> RunPl
                             f"{cfg.method.name}: less than one; give a larger budget")
     spent = 0.0 if math.isnan(pre_flops) else pre_flops
     fine = p.finetune_steps(costs.recipe_steps, costs.finetune_step_flops, spent)
-    for phase, n in (("pre-training", pre_steps), ("fine-tuning", fine)):
+    for phase, n, keys in (("pre-training", pre_steps, f"budget={cfg.budget}: check its unit "
+                                                        f"(ep, step, img, tflop, pflop, h)"),
+                           ("fine-tuning", fine, f"check finetune.epochs={cfg.finetune.epochs:g}"
+                                                 + (f" and budget={cfg.budget} (match=total)"
+                                                    if cfg.match == "total" else ""))):
         if not math.isnan(n) and n > MAX_STEPS:
-            raise UserError(f"budget={cfg.budget} plans {n:.3g} {phase} steps, more than "
-                            f"{MAX_STEPS:.0e}: check the budget's unit (ep, step, img, tflop, pflop, h)")
+            raise UserError(f"this run plans {n:.3g} {phase} steps, more than {MAX_STEPS:.0e}: {keys}")
     return RunPlan(budget=p, pretrain_steps=pre_steps, finetune_steps=fine,
                    recipe_steps=costs.recipe_steps, pretrain_flops=pre_flops,
                    finetune_flops=fine * costs.finetune_step_flops, measured=costs.measured,

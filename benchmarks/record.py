@@ -29,7 +29,10 @@ Ranges, by the metric's name (:func:`_bounds`): AUC and PCK (``auc``, ``pa_auc``
 every entry of ``pck``, ``pa_pck``, ``pck_2d``) are fractions in [0, 1]; errors in
 millimetres (names ending in ``_mm``: the EPEs, the per-joint errors, the floors in
 ``baselines``, the periodic evaluations' errors) lie in [0, :data:`MAX_ERROR_MM`]. Where an
-optional one of these is present it is held to the same range.
+optional one of these is present it is held to the same range. ``label_fraction`` lies in
+(0, 1]; the numbers of ``compute`` (FLOPs, steps, images, seconds) and ``metrics.n``, where
+present, are finite, >= 0 and below generous ceilings (:data:`MAX_FLOPS`,
+:data:`MAX_COUNT`, :data:`MAX_WALL_S`).
 """
 from __future__ import annotations
 
@@ -362,6 +365,34 @@ def _number(record: dict[str, Any], dotted: str, minimum: float | None = None) -
     return float(value)
 
 
+# Generous ceilings for what a run spends: far above any real run (the largest training runs
+# spend ~1e26 FLOPs; 1e8 s is three years; 1e15 steps or images is more than any data set or
+# schedule), far below what an overflow or a unit slip writes (1e308 prints 309 digits).
+MAX_FLOPS, MAX_WALL_S, MAX_COUNT = 1e30, 1e8, 1e15
+_COMPUTE_LIMITS: dict[str, tuple[float, str]] = {
+    **{f"{k}flops": (MAX_FLOPS, "FLOPs") for k in ("budget_", "pretrain_", "finetune_",
+                                                    "pretrain_step_", "finetune_step_", "image_")},
+    **{k: (MAX_COUNT, k.split("_")[1]) for k in ("pretrain_steps", "finetune_steps",
+                                                 "pretrain_images", "finetune_images")},
+    **{k: (MAX_WALL_S, "seconds") for k in ("pretrain_wall_s", "finetune_wall_s", "wall_s")},
+}
+
+
+def _bounded(record: dict[str, Any], dotted: str, high: float, unit: str) -> float:
+    """The finite number at ``dotted``, in [0, ``high``)."""
+    value = _number(record, dotted, minimum=0.0)
+    if not value < high:
+        raise Invalid(f"{dotted} is {value:.3g}, not below {high:g} {unit}")
+    return value
+
+
+def _check_compute(record: dict[str, Any]) -> None:
+    """Every number in ``compute`` (where present) finite, >= 0 and below its ceiling."""
+    for key, (high, unit) in _COMPUTE_LIMITS.items():
+        if _lookup(record, f"compute.{key}") is not None:
+            _bounded(record, f"compute.{key}", high, unit)
+
+
 def _metric(record: dict[str, Any], dotted: str) -> float:
     """The finite number at ``dotted``, within the range its name implies (:func:`_bounds`)."""
     value = _number(record, dotted)
@@ -463,7 +494,12 @@ def table_row(record: dict[str, Any], run: str
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise Invalid(f"seed is {seed!r}, not an integer")
     row["seed"] = seed
-    row["label_fraction"] = _number(record, "label_fraction", minimum=0.0)
+    row["label_fraction"] = _number(record, "label_fraction")
+    if not 0.0 < row["label_fraction"] <= 1.0:
+        raise Invalid(f"label_fraction is {_get(record, 'label_fraction')!r}, outside (0, 1]: "
+                      f"the fraction of the labelled set fine-tuned on")
+    if _lookup(record, "metrics.n") is not None:
+        _bounded(record, "metrics.n", MAX_COUNT, "images")
     for metric in METRICS:
         row[metric] = _metric(record, f"metrics.{metric}")
     thresholds = _numbers(record, "metrics.pck_thresholds_mm")
@@ -477,6 +513,7 @@ def table_row(record: dict[str, Any], run: str
         _curve(record, PCK_2D)
     row["pretrain_flops"] = _number(record, "compute.pretrain_flops", minimum=0.0)
     row["finetune_flops"] = _number(record, "compute.finetune_flops", minimum=0.0)
+    _check_compute(record)
     row["total_flops"] = row["pretrain_flops"] + row["finetune_flops"]
     row["wall_s"] = _number(record, "compute.wall_s", minimum=0.0)
     external = record["compute"].get("external_pretrain")
@@ -525,10 +562,13 @@ def parse(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:
-        if not text.rstrip().endswith("}"):
+        if text.lstrip().startswith("{") and not text.rstrip().endswith("}"):
             raise Invalid(f"truncated JSON: the file ends after {len(text)} bytes, "
                            f"before the record is complete ({err.msg})") from None
         raise Invalid(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise Invalid("nested too deeply to read (not a record: a record is a few levels "
+                      "deep)") from None
     if not isinstance(record, dict):
         raise Invalid(f"a JSON {type(record).__name__}, not a record object")
     return record

@@ -114,8 +114,58 @@ def load_predictions(path: Path) -> np.ndarray:
     return _keypoints(data, where)
 
 
+def check_gt_dir(gt_dir: str | os.PathLike) -> Path:
+    """``gt_dir`` as a Path; an empty name or a file is a one-line UserError (``Path('')`` is
+    the working folder, which would be scored silently)."""
+    if str(gt_dir) == "":
+        raise UserError("--gt '': not a folder; give the FreiHAND root that holds " + GT_XYZ)
+    gt_dir = Path(gt_dir)
+    if gt_dir.exists() and not gt_dir.is_dir():
+        raise UserError(f"--gt {gt_dir}: not a folder (a file); give the FreiHAND root that "
+                        f"holds {GT_XYZ}")
+    return gt_dir
+
+
+METRIC_KEYS = ("epe_mm", "pa_epe_mm", "auc", "pa_auc", "n")
+"""Keys every metrics JSON this command writes holds (those of ``freihand_metrics``)."""
+
+
+def _is_metrics_json(path: Path) -> bool:
+    """Whether ``path`` holds a metrics JSON object as ``main`` writes it."""
+    try:
+        if not path.is_file() or path.stat().st_size > 1_000_000:   # ours are a few KB
+            return False
+        data = parse_json(path.read_bytes(), path)
+    except (OSError, UserError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in METRIC_KEYS)
+
+
+def check_out(out_path: str | os.PathLike, pred_path: Path, gt_dir: Path) -> Path:
+    """The metrics file to write, or a one-line UserError for one that is the prediction
+    file, inside the ground-truth folder, a folder, or an existing file that is not an
+    earlier metrics JSON of this command (which it would overwrite)."""
+    out = Path(out_path)
+    if str(out_path) == "":
+        raise UserError("--out '': no file name given for the metrics JSON")
+    real = out.resolve()
+    if pred_path.exists() and real == pred_path.resolve():
+        raise UserError(f"--out {out}: is the prediction file {pred_path}; give a new file "
+                        f"for the metrics JSON")
+    if real.is_relative_to(gt_dir.resolve()):
+        raise UserError(f"--out {out}: inside the ground-truth folder {gt_dir}; write the "
+                        f"metrics elsewhere")
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name for the metrics JSON")
+    if (out.exists() or out.is_symlink()) and not _is_metrics_json(out):
+        raise UserError(f"--out {out}: exists and is not a metrics JSON written by bench "
+                        f"evaluate; not overwritten (remove it or choose another name)")
+    return out
+
+
 def load_ground_truth(gt_dir: Path) -> np.ndarray:
     """Keypoints (N, 21, 3) in metres from ``gt_dir/evaluation_xyz.json``."""
+    gt_dir = check_gt_dir(gt_dir)
     if not gt_dir.is_dir():
         raise UserError(f"{gt_dir}: ground-truth folder not found")
     path = gt_dir / GT_XYZ
@@ -197,13 +247,17 @@ def main(pred_path: str | os.PathLike, gt_dir: str | os.PathLike, out_path: str 
 
     ``pred_path`` is ``[xyz_list, verts_list]`` as JSON or as ``pred.json`` in a submission
     zip, or a bare ``xyz_list`` (a convenience: the official script does not accept it).
-    Writes the metrics as JSON to ``out_path`` when given. Any problem with the inputs
+    Writes the metrics as JSON to ``out_path`` when given (refused, with one line, when it is
+    the prediction file, inside ``gt_dir``, a folder, or an existing file other than an earlier
+    metrics JSON). Any problem with the inputs
     (missing or unreadable file, non-numbers, wrong shape, NaN/inf, count mismatch, the
     all-zero template, overflowing errors) raises a one-line ``UserError`` before anything is
     printed or written.
     """
-    pred_path, gt_dir = Path(pred_path), Path(gt_dir)
+    pred_path, gt_dir = Path(pred_path), check_gt_dir(gt_dir)
     gt = load_ground_truth(gt_dir)
+    if out_path is not None:
+        out_path = check_out(out_path, pred_path, gt_dir)
     pred = load_predictions(pred_path)
     check_predictions(pred, gt, pred_path, gt_dir / GT_XYZ)
     metrics = score(pred, gt, pred_path)

@@ -15,6 +15,7 @@ mistyped path would otherwise list every run as missing).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from benchmarks.config import semantic
@@ -87,7 +88,35 @@ def rows(sweep: Path, results: Path, against: str = "previous") -> list[list[str
     return out
 
 
+HEADER = "| " + " | ".join(COLUMNS) + " |"
+"""The first line of every table ``markdown`` writes."""
+
+
+def check_out(path: Path) -> None:
+    """Refuse, with one UserError line, an ``--out`` for the ablation table that does not end
+    in ``.md``, is a folder, or exists without starting with ``HEADER`` (i.e. is not an
+    earlier ablation table, which may be replaced)."""
+    path = Path(path)
+    if not path.name.endswith(".md"):
+        raise UserError(f"--out {path}: the ablation table is Markdown; give a file name "
+                        f"ending in .md")
+    if path.is_dir():
+        raise UserError(f"--out {path}: is a folder; give a file name ending in .md")
+    if os.path.lexists(path):
+        head = (HEADER + "\n").encode()
+        ok = path.is_file()                      # never open a FIFO or device: it may block
+        if ok:
+            try:
+                with open(path, "rb") as f:
+                    ok = f.read(len(head)) == head
+            except OSError:
+                ok = False
+        if not ok:
+            raise UserError(f"--out {path}: exists and is not an ablation table written by bench "
+                            f"report --ablation; not overwritten (remove it or choose another name)")
+
+
 def markdown(table: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [HEADER, "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in table]
     return "\n".join(lines) + "\n"

@@ -6,8 +6,13 @@ older versions, failed runs and killed processes left behind:
 - the fine-tuning checkpoints of a run whose record is ok or failed (a failed run's rerun
   starts over from its record's settings);
 - the pre-training checkpoints of a pre-training whose backbone is cached;
-- temporary files of writes that never finished (``.*.tmp``, older than an hour);
-- the locks of cached pre-trainings and of finished runs, when no process holds them.
+- temporary files of writes that never finished (``.*.tmp``, older than an hour), only where
+  the results layout writes them: ``<results>/``, ``<results>/<run_id>/`` (and its ``ckpt/``),
+  ``<results>/.pretrain/<key>/`` (and its ``ckpt/``), nowhere deeper;
+- pre-training cache entries the runner set aside as unreadable (``.pretrain/<key>.bad-<time>/``:
+  never read again);
+- the locks of cached pre-trainings and of finished runs, and the run locks
+  (``.locks/<run_id>.lock``), when no process holds them.
 
 Checkpoints of a run or pre-training that was interrupted (no record yet, no cached backbone)
 are what resuming needs: they stay unless ``--interrupted``. Runs whose job is pending or
@@ -28,6 +33,8 @@ from orchestration import status
 from eval.pretrain import WEIGHTS
 
 STALE_TMP_S = 3600.0
+BAD = ".bad-"          # eval.pretrain.read_cache moves an unreadable entry to <key>.bad-<time>
+RUN_LOCKS = ".locks"   # orchestration.runner.LOCKS: <results>/.locks/<run_id>.lock
 
 
 @dataclass
@@ -66,6 +73,9 @@ def plan(results: Path, interrupted: bool = False) -> tuple[list[Removal], list[
     cache = results / ".pretrain"
     if cache.is_dir():
         for folder in sorted(p for p in cache.iterdir() if p.is_dir()):
+            if BAD in folder.name:
+                remove.append(_item(folder, "unreadable pre-training cache entry set aside; never read again"))
+                continue
             lock = cache / f"{folder.name}.lock"
             if lock.exists() and _held(lock):
                 continue                                    # being trained right now
@@ -80,11 +90,31 @@ def plan(results: Path, interrupted: bool = False) -> tuple[list[Removal], list[
                                       "an interrupted pre-training resumes from it (--interrupted removes it)"))
             if cached and lock.exists():
                 remove.append(_item(lock, "lock of a cached pre-training"))
+    locks = results / RUN_LOCKS
+    if locks.is_dir():
+        for lock in sorted(locks.glob("*.lock")):
+            st = states.get(lock.stem)
+            if st is not None and (st.state in ("pending", "running") or st.job_error is not None):
+                continue
+            if lock.is_file() and not _held(lock):
+                remove.append(_item(lock, "run lock no process holds"))
     now = time.time()
-    for tmp in sorted(results.rglob(".*.tmp")):
-        if tmp.is_file() and now - tmp.stat().st_mtime > STALE_TMP_S:
+    for tmp in _tmp_files(results):
+        if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > STALE_TMP_S:
             remove.append(_item(tmp, "temporary file of a write that never finished"))
     return remove, keep
+
+
+def _tmp_files(results: Path) -> list[Path]:
+    """The ``.*.tmp`` files where the results layout writes them, nowhere deeper."""
+    folders = [results]
+    for rid in status.run_ids(results):
+        folders += [results / rid, results / rid / "ckpt"]
+    cache = results / ".pretrain"
+    if cache.is_dir():
+        for entry in sorted(p for p in cache.iterdir() if p.is_dir() and BAD not in p.name):
+            folders += [entry, entry / "ckpt"]
+    return sorted(t for f in folders if f.is_dir() and not f.is_symlink() for t in f.glob(".*.tmp"))
 
 
 def main(results: Path, dry_run: bool = False, interrupted: bool = False) -> int:

@@ -20,6 +20,13 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
     """Defaults in every option's help; descriptions and examples kept as written."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command line argparse rejects is one line and exit 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _results_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None,
                    help="records folder (default: results/runs, or $BENCH_RESULTS)")
@@ -31,7 +38,7 @@ def _sub(sub, name: str, summary: str, description: str, examples: list[str]) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bench", formatter_class=_Help,
         description="Compute-matched benchmarking of self-supervised pre-training for 3D hand "
                     "pose estimation.\n\nexamples:\n"
@@ -39,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "  bench sweep sweeps/smoke.yaml --dry-run\n"
                     "  bench report --results results/runs --out results/report\n"
                     "  bench COMMAND --help      # the options of one command")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
 
     run = _sub(sub, "run", "pre-train (cached), fine-tune and evaluate one configuration",
                "Pre-train with a method (cached by config hash), fine-tune the pose model, evaluate, "
@@ -116,12 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
               "metrics (aligned and unaligned EPE, PCK over 0-50 mm, AUC).",
               ["bench evaluate pred.json --gt /data/FreiHAND --out scores.json"])
     ev.add_argument("pred", type=Path, help="pred.json ([xyz_list, verts_list], metres; a bare xyz list is also read) or a .zip holding it")
-    ev.add_argument("--gt", type=Path, required=True,
+    ev.add_argument("--gt", required=True,
                     help="folder with evaluation_xyz.json, evaluation_K.json, evaluation_scale.json")
     ev.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
     data = sub.add_parser("data", help="data set tools", formatter_class=_Help)
-    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True,
+                               parser_class=_Parser)
     synth = _sub(dsub, "synth", "generate the embedded synthetic hand data",
                  "Write a synthetic product in a real data set's layout: lab (FreiHAND's), wild "
                  "(crops with 2D and 3D labels) or triplets (three views of one hand).",
@@ -185,7 +194,7 @@ def os_error_line(err: OSError) -> str:
     """An I/O failure in one line: the path, what went wrong, and what to do."""
     import errno
 
-    where = err.filename if err.filename is not None else "(no path given)"
+    where = err.filename if err.filename is not None else "writing the output"
     what = err.strerror or one_line(err)
     hint = {errno.ENOSPC: "free space there (bench clean --results DIR removes checkpoints "
                           "no record needs) and run it again: finished work is kept",
@@ -219,6 +228,9 @@ def check_results(results: Path, command: str) -> None:
 def cmd_run(args, results: Path) -> int:
     from orchestration import compose            # torch-free: config errors answer at once
 
+    if args.multirun and args.cfg:
+        raise UserError("--cfg prints one run's config; with -m give one value per key, or use "
+                        "-m --dry-run to list the grid's runs")
     if args.multirun:
         from orchestration import sweep
 
@@ -250,9 +262,13 @@ def cmd_sweep(args, results: Path) -> int:
 
 
 def cmd_report(args, results: Path) -> int:
+    if args.ablation is None and args.against != "previous":
+        raise UserError("--against labels the rows of an --ablation table; add --ablation SWEEP.yaml")
     if args.ablation is not None:
-        from orchestration.ablation import markdown, rows
+        from orchestration.ablation import check_out, markdown, rows
 
+        if args.out is not None:
+            check_out(args.out)
         text = markdown(rows(args.ablation, results, args.against))
         if args.out is None:
             print(text, end="")
@@ -281,6 +297,12 @@ def cmd_evaluate(args, results: Path) -> int:
 def cmd_data(args, results: Path) -> int:
     from benchmarks.synth import preview, products
 
+    if args.preview and args.out is not None:
+        raise UserError("--preview writes one picture and --out a data set: give one of them")
+    lab_only = [f for f, v in (("--world", args.world != "capture"), ("--eval-n", args.eval_n is not None))
+                if v and args.kind != "lab"]
+    if lab_only:
+        raise UserError(f"{' and '.join(lab_only)} apply to --kind lab only (got --kind {args.kind})")
     if args.preview:
         path = preview.preview(args.preview, res=args.res, seed=args.seed, world=args.world)
         print(f"preview written: {path}")
@@ -332,12 +354,18 @@ COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "evaluate"
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as done:                  # --help (0), or a command line argparse refused (2)
+        return int(done.code or 0)
     # key=value words may stand anywhere among the flags, not only at the end
     if extra and hasattr(args, "overrides") and all("=" in w and not w.startswith("-") for w in extra):
         args.overrides = list(args.overrides) + extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        try:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        except SystemExit as done:
+            return int(done.code)
     raw = getattr(args, "results", None)
     if raw is None and hasattr(args, "results"):
         raw = os.environ.get("BENCH_RESULTS", None)

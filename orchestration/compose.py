@@ -20,6 +20,8 @@ from benchmarks.errors import UserError, one_line
 from benchmarks.run import Run
 
 _STORED = False
+MAX_RES = 1024          # input side in pixels: far above any protocol (FreiHAND crops are 224)
+MAX_THREADS = 1024
 
 
 def _store_schemas() -> None:
@@ -61,6 +63,9 @@ def load(overrides: list[str] | tuple[str, ...] = (), need_data: bool = True) ->
     _store_schemas()
     overrides = list(overrides)
     for word in overrides:
+        if not word.isascii() and "'" not in word and '"' not in word:
+            raise UserError(f"{word!r} holds characters outside ASCII: quote the value inside the "
+                            f"word, e.g. 'method.label=\"my-label\"' (names and numbers are ASCII)")
         if "=" not in word:
             raise UserError(f"expected a key=value override, got {word!r} (a value with spaces? quote "
                             f"it inside the word: 'data.root=\"/my data\"')")
@@ -134,6 +139,12 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
                 "eval.probe_epochs", "data.n_train", "data.n_eval", "data.n_triplets"):
         if OmegaConf.select(cfg, key) < 1:
             raise UserError(f"{key} must be >= 1 (got {OmegaConf.select(cfg, key)})")
+    for key in ("data.res", "pretrain.res"):
+        if OmegaConf.select(cfg, key) > MAX_RES:
+            raise UserError(f"{key} must be <= {MAX_RES} pixels (got {OmegaConf.select(cfg, key)}): "
+                            f"hand crops are trained at 64-256 px")
+    if cfg.engine.threads > MAX_THREADS:
+        raise UserError(f"engine.threads must be <= {MAX_THREADS} (got {cfg.engine.threads})")
     if not cfg.engine.progress_every_s >= 0:
         raise UserError(f"engine.progress_every_s must be >= 0, 0 for a line at every logged "
                         f"step (got {cfg.engine.progress_every_s})")

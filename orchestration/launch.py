@@ -210,11 +210,18 @@ def submit_jobs(cfg: DictConfig, groups: list[list[Run]], results: Path, force: 
              for group in groups]
     submitted_at = time.time()
     with inside(code):
-        if cfg.launcher.name == "slurm" and len(calls) > 1:
-            with executor.batch():
+        try:
+            if cfg.launcher.name == "slurm" and len(calls) > 1:
+                with executor.batch():
+                    jobs = [executor.submit(call) for call in calls]
+            else:
                 jobs = [executor.submit(call) for call in calls]
-        else:
-            jobs = [executor.submit(call) for call in calls]
+        except submitit.core.utils.FailedJobError as err:     # sbatch refused: no controller, bad partition
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            said = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+            raise UserError(f"--launcher {cfg.launcher.name}: the scheduler refused the job "
+                            f"({said[:200]}); check launcher.partition/account and that SLURM answers "
+                            f"(sinfo)") from None
     host = socket.gethostname()
     for job, group in zip(jobs, groups):
         pid = int(job.job_id) if cfg.launcher.name == "local" else None
@@ -274,6 +281,10 @@ def run_here(run: Run, results: Path, force: bool = False) -> dict:
     jobstate.update_job(results, rid, None, state="running", started_at=time.time())
     try:
         return execute(run, results, force=force)
-    except UserError:
+    except (UserError, OSError):             # nothing started: no job file is left behind
         jobstate.forget(results, rid)
+        raise
+    except RunFailed:
+        if reusable(results, rid, False, log=lambda *_: None) is not None:
+            jobstate.forget(results, rid)    # a failed --force: the kept ok record stands
         raise

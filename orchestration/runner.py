@@ -68,11 +68,14 @@ def execute(run: Run, results: Path, force: bool = False, console=None,
     if (rec := reusable(results, rid, force, log)) is not None:
         return rec
     check_devices(cfg)
+    check_places(results, rid)
     # Two identical runs at once fine-tune once: the second waits here, then finds the record.
     lead = all(int(os.environ.get(v, 0)) == 0 for v in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
     lock = results / LOCKS / f"{rid}.lock"
     try:
-        with file_lock(lock) if lead else nullcontext():      # DDP: rank 0 only
+        waiting = lambda: log(f"{rid}: another process is running this run; waiting for it "   # noqa: E731
+                              f"(its lock: {lock})")
+        with file_lock(lock, on_wait=waiting) if lead else nullcontext():      # DDP: rank 0 only
             if not force and (rec := reusable(results, rid, False, log)) is not None:
                 return rec
             return _execute(run, results, force, console, log)
@@ -101,6 +104,15 @@ def check_devices(cfg) -> None:
                             "(--launcher slurm)")
         if n > have:
             raise UserError(f"engine.devices={n}: this machine has {have} CUDA device(s)")
+
+
+def check_places(results: Path, rid: str) -> None:
+    """The folders and files a run writes are free to be written: refused before it starts."""
+    for path, want in ((pretrain_cache_dir(results), "folder"), (results / rid, "folder"),
+                       (results / rid / "result.json", "file"), (results / LOCKS, "folder")):
+        if path.exists() and (path.is_dir() != (want == "folder")):
+            found = "a folder" if path.is_dir() else "a file"
+            raise UserError(f"{path} is {found} where the run writes its {want}: move it away")
 
 
 def _ok_record(results: Path, rid: str) -> dict | None:

@@ -404,6 +404,10 @@ def main(results: Path) -> int:
     """Print the table and a count per state; exit status 0."""
     from rich.console import Console
 
+    from benchmarks.errors import UserError
+
+    if not Path(results).is_dir():
+        raise UserError(f"--results {str(results)!r}: no such folder")
     states = collect(results)
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     if not states:

@@ -115,6 +115,19 @@ def load_spec(path: Path) -> SweepSpec:
             if not isinstance(values, list) or not values:
                 raise UserError(f"{where}: {key!r} must be a non-empty list of values "
                                 f"(got {values!r})")
+            seen: list = []
+            for value in values:
+                if any(type(value) is type(v) and value == v for v in seen):
+                    raise UserError(f"{where}: {key!r} lists the value {value!r} twice; "
+                                    f"each value may appear once")
+                seen.append(value)
+    # A grid block may override a fixed default for its runs (the other blocks keep it); a key
+    # every grid sets as well would silently lose its fixed value in every run.
+    for key in fixed:
+        if all(key in grid for grid in grids):
+            where = "the grid" if len(grids) == 1 else "every grid"
+            raise UserError(f"{path}: {key!r} is set both under 'fixed' and in {where}, so its "
+                            f"fixed value is never used; set it in one place")
     name = str(data.get("name") or path.stem)
     if not _PLAIN.match(name):
         raise UserError(f"{path}: name {name!r} must be letters, digits and ._-")

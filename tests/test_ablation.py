@@ -46,3 +46,35 @@ def test_calibration_index_quotes_the_tables_its_records_give():
         assert all(r[2] != "missing" for r in table), sweep
         for line in markdown(table).splitlines():
             assert line in index, (sweep, line)
+
+
+def test_check_out_refuses_in_one_line_what_is_not_a_new_or_earlier_table(tmp_path):
+    import hashlib
+
+    import pytest
+
+    from benchmarks.errors import UserError
+    from orchestration.ablation import check_out
+
+    earlier = tmp_path / "earlier.md"
+    earlier.write_text(markdown([["0", "baseline"] + ["–"] * 8]))
+    (tmp_path / "notes.md").write_text("# my notes\n")
+    (tmp_path / "folder.md").mkdir()
+    (tmp_path / "empty.md").write_text("")
+    check_out(tmp_path / "new.md")                 # absent: fine
+    check_out(earlier)                             # an earlier table: fine
+
+    def state():
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+                for p in sorted(tmp_path.rglob("*"))}
+    before = state()
+    for path, words in ((tmp_path / "table.csv", "ending in .md"),
+                        (tmp_path / "table", "ending in .md"),
+                        (tmp_path / "folder.md", "is a folder"),
+                        (tmp_path / "notes.md", "is not an ablation table"),
+                        (tmp_path / "empty.md", "is not an ablation table")):
+        with pytest.raises(UserError) as err:
+            check_out(path)
+        line = str(err.value)
+        assert "\n" not in line and line.startswith(f"--out {path}: ") and words in line, line
+    assert state() == before

@@ -339,3 +339,32 @@ def test_status_shows_the_finetune_seed_of_each_run(tmp_path, capsys, monkeypatc
     cells = {r.split("│")[1].strip(): r.split("│")[2].strip() for r in lines
              if r.count("│") > 3 and r.split("│")[1].strip().startswith("run-")}
     assert cells == {"run-ft3": "3", "run-ftnull": "0"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fixed:\n  method: simclr\ngrid:\n  method: [peclr]\n  seed: [0]\n",
+     "'method' is set both under 'fixed' and in the grid, so its fixed value is never used; "
+     "set it in one place"),
+    ("fixed:\n  seed: 0\ngrid:\n  - {method: [simclr], seed: [1]}\n  - {method: [peclr], seed: [2]}\n",
+     "'seed' is set both under 'fixed' and in every grid, so its fixed value is never used; "
+     "set it in one place"),
+    ("grid:\n  method: [random, random]\n",
+     "grid: 'method' lists the value 'random' twice; each value may appear once"),
+    ("grid:\n  - {method: [simclr]}\n  - {seed: [0, 1, 0]}\n",
+     "grid[1]: 'seed' lists the value 0 twice; each value may appear once"),
+])
+def test_a_key_fixed_and_gridded_or_a_value_listed_twice_is_refused(tmp_path, capsys, text, message):
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(text)
+    assert bench(["sweep", str(sweep), "--dry-run", "--results", str(tmp_path / "r")]) == 2
+    assert _one_error_line(capsys, "sweep") == f"{sweep}: {message}"
+
+
+def test_a_grid_block_may_override_a_fixed_default_others_keep(tmp_path):
+    from orchestration.sweepfile import load_spec
+
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text("fixed:\n  eval.probes: false\ngrid:\n  - {method: [simclr], eval.probes: [true]}\n"
+                     "  - {method: [peclr]}\n  - {seed: [1, 1.0, true]}\n")
+    spec = load_spec(sweep)                   # 1, 1.0 and true are three values to hydra
+    assert spec.fixed == {"eval.probes": False} and len(spec.grids) == 3

@@ -339,3 +339,78 @@ def test_missing_ground_truth_names_the_evaluation_download(gt_dir: Path, tmp_pa
     (gt_dir / "evaluation_xyz.json").unlink()
     line = cli_refuses(pred, gt_dir, tmp_path, capsys, r"FreiHAND_pub_v2_eval\.zip")
     assert f"unpack it into the FreiHAND root given as --gt ({gt_dir}), next to evaluation/" in line
+
+
+# --- --out and --gt: refused in one line, with every file left as it was ---
+
+def _snapshot(*roots: Path) -> dict[str, bytes | None]:
+    out: dict[str, bytes | None] = {}
+    for root in roots:
+        for p in [root, *sorted(root.rglob("*"))] if root.is_dir() else [root]:
+            out[str(p)] = p.read_bytes() if p.is_file() else None
+    return out
+
+
+def _cli_line(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    capsys.readouterr()
+    rc = cli.main(["evaluate", *args])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == "" and captured.err.count("\n") == 1, captured
+    return captured.err.strip()
+
+
+@pytest.mark.parametrize("which", ["pred", "pred via ..", "gt file", "gt new file", "folder",
+                                   "foreign json", "foreign text"])
+def test_out_that_would_overwrite_inputs_or_other_files_is_refused(
+        gt_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, which: str) -> None:
+    pred = write(tmp_path / "pred.json", [(gt_xyz(gt_dir) + 0.001).tolist(), np.zeros((N, 778, 3)).tolist()])
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "other.json", {"epe_mm": 1.0})       # JSON, but not our metrics
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    out, match = {
+        "pred": (pred, "is the prediction file"),
+        "pred via ..": (tmp_path / "sub" / ".." / "pred.json", "is the prediction file"),
+        "gt file": (gt_dir / "evaluation_xyz.json", "inside the ground-truth folder"),
+        "gt new file": (gt_dir / "evaluation" / "m.json", "inside the ground-truth folder"),
+        "folder": (tmp_path / "sub", "is a folder"),
+        "foreign json": (tmp_path / "other.json", "exists and is not a metrics JSON"),
+        "foreign text": (tmp_path / "notes.txt", "exists and is not a metrics JSON"),
+    }[which]
+    before = _snapshot(tmp_path)
+    line = _cli_line([str(pred), "--gt", str(gt_dir), "--out", str(out)], capsys)
+    assert line.startswith("bench evaluate: error: --out ") and match in line, line
+    assert _snapshot(tmp_path) == before
+    with pytest.raises(UserError) as err:
+        main(pred, gt_dir, out, console=quiet())
+    assert "\n" not in str(err.value) and match in str(err.value)
+    assert _snapshot(tmp_path) == before
+
+
+def test_an_earlier_metrics_json_may_be_replaced(gt_dir: Path, tmp_path: Path) -> None:
+    gt = gt_xyz(gt_dir)
+    pred = write(tmp_path / "pred.json", (gt + 0.001).tolist())
+    out = tmp_path / "metrics.json"
+    main(pred, gt_dir, out, console=quiet())
+    write(pred, (gt + 0.002).tolist())
+    assert main(pred, gt_dir, out, console=quiet()) == json.loads(out.read_text())
+    assert json.loads(out.read_text()) == freihand_metrics(gt + 0.002, gt)
+
+
+@pytest.mark.parametrize("gt", ["", "file"])
+def test_gt_that_is_not_a_folder_is_one_line(gt_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch, gt: str) -> None:
+    pred = write(tmp_path / "pred.json", gt_xyz(gt_dir).tolist())
+    monkeypatch.chdir(gt_dir)              # '' must not mean the working folder
+    arg = "" if gt == "" else str(gt_dir / "evaluation_xyz.json")
+    out = tmp_path / "m.json"
+    expected = ("--gt '': not a folder; give the FreiHAND root that holds evaluation_xyz.json"
+                if gt == "" else
+                f"--gt {arg}: not a folder (a file); give the FreiHAND root that holds evaluation_xyz.json")
+    before = _snapshot(tmp_path)
+    with pytest.raises(UserError) as err:
+        main(pred, arg, out, console=quiet())
+    assert str(err.value) == expected
+    if gt == "file":       # the CLI parses --gt as a Path, for which '' is already '.'
+        assert _cli_line([str(pred), "--gt", arg, "--out", str(out)], capsys) == \
+            f"bench evaluate: error: {expected}"
+    assert _snapshot(tmp_path) == before and not out.exists()

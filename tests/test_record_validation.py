@@ -247,3 +247,60 @@ def test_one_seed_of_two_heads_or_two_fractions_is_not_a_duplicate(tmp_path):
     loaded = load_runs(runs)
     assert loaded.problems == [] and len(loaded.table) == 3
     assert np.array_equal(sorted(loaded.table["pa_epe_mm"]), [10.0, 11.0, 12.0])
+
+
+# --- what a record file is, and the numbers beyond the metrics ----------------------------
+
+def test_a_record_nested_too_deeply_for_json_is_unreadable_not_a_crash(tmp_path):
+    path = tmp_path / "r1" / RECORD
+    path.parent.mkdir()
+    path.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    got = check(path)
+    assert got.kind == "unreadable" and got.reason.startswith("nested too deeply to read")
+    assert "\n" not in got.reason
+
+
+@pytest.mark.parametrize("text, start", [
+    ("root:x:0:0:root:/root:/bin/bash\n", "not valid JSON: "),
+    ("[1, 2", "not valid JSON: "),
+    ('{"schema": 1, "run_id": "r1", "met', "truncated JSON: the file ends after 34 bytes"),
+    ("  {\n", "truncated JSON: "),
+])
+def test_truncated_only_where_the_text_starts_like_a_record(tmp_path, text, start):
+    path = tmp_path / "r1" / RECORD
+    path.parent.mkdir()
+    path.write_text(text)
+    got = check(path)
+    assert got.kind == "unreadable" and got.reason.startswith(start), got.reason
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.5, 1e308])
+def test_a_label_fraction_outside_zero_to_one_is_invalid(tmp_path, value):
+    got = check(_written(tmp_path, "label_fraction", value))
+    assert (got.kind, got.reason) == (
+        "invalid", f"label_fraction is {value!r}, outside (0, 1]: the fraction of the labelled "
+                   f"set fine-tuned on")
+
+
+@pytest.mark.parametrize("dotted, value, reason", [
+    ("compute.pretrain_flops", 1e308, "compute.pretrain_flops is 1e+308, not below 1e+30 FLOPs"),
+    ("compute.budget_flops", 1e30, "compute.budget_flops is 1e+30, not below 1e+30 FLOPs"),
+    ("compute.image_flops", -1.0, "compute.image_flops is -1.0, below 0"),
+    ("compute.wall_s", 1e9, "compute.wall_s is 1e+09, not below 1e+08 seconds"),
+    ("compute.finetune_wall_s", float("inf"), "compute.finetune_wall_s is inf, not a finite number"),
+    ("compute.pretrain_steps", 10 ** 16, "compute.pretrain_steps is 1e+16, not below 1e+15 steps"),
+    ("compute.finetune_images", -3, "compute.finetune_images is -3, below 0"),
+    ("metrics.n", 10 ** 400, "metrics.n is an integer of 401 digits, not a finite number"),
+    ("metrics.n", -1, "metrics.n is -1, below 0"),
+])
+def test_compute_numbers_and_n_beyond_any_run_are_invalid(tmp_path, dotted, value, reason):
+    got = check(_written(tmp_path, dotted, value))
+    assert (got.kind, got.reason) == ("invalid", reason)
+
+
+def test_compute_numbers_and_n_within_the_ceilings_are_ok(tmp_path):
+    for seed, (dotted, value) in enumerate([("compute.pretrain_flops", 9.9e29), ("compute.wall_s", 9e7),
+                                            ("compute.budget_flops", None), ("metrics.n", 3960),
+                                            ("label_fraction", 1), ("label_fraction", 1e-6)]):
+        got = check(_written(tmp_path, dotted, value, seed=seed))
+        assert got.kind == "ok", (dotted, got.reason)

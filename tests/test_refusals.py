@@ -37,7 +37,14 @@ CASES = [
     (["method=pairwise", "method.heads=[rotation,bogus]"], "method.heads must be distinct names"),
     (["method=jointcon", "method.feature_strides=[3]"], "method.feature_strides=[3]"),
     (["method=simclr", "--budget", "1e-30ep"], "less than one"),
-    (["method=simclr", "--budget", "1e15ep"], "check the budget's unit"),
+    (["method=simclr", "--budget", "1e15ep"], "pre-training steps, more than 1e+08: budget=1e15ep: check its unit"),
+    (["method=simclr", "--budget", "1 ep"], "no spaces"),
+    (["method=simclr", "--budget", "1e400ep"], "too large for a float"),
+    (["pretrain.res=100000"], "pretrain.res must be <= 1024"),
+    (["--threads", "100000"], "engine.threads must be <= 1024"),
+    (["method.label=héllo", "method=weights"], "characters outside ASCII"),
+    (["--budget=-1ep"], "malformed budget '-1ep'"),
+    (["--seed", "abc"], "invalid int value: 'abc'"),
     (["finetune.label_fraction=0.1"], "finetune.label_fraction=0.1 leaves 10 labelled"),
 ]
 

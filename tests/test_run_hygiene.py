@@ -112,6 +112,51 @@ def test_clean_leaves_a_pretraining_alone_while_its_lock_is_held(tmp_path):
     assert not any(".pretrain/done" in r.path.as_posix() for r in remove)
 
 
+def test_clean_removes_temp_files_only_where_the_results_layout_writes_them(tmp_path):
+    results = _results(tmp_path, {"ok1": "ok"})
+    old = time.time() - 7200
+    places = {"top": results / ".a.tmp", "run": results / "ok1" / ".b.tmp",
+              "run_ckpt": results / "ok1" / "ckpt" / ".c.tmp",
+              "cache": results / ".pretrain" / "half" / ".d.tmp",
+              "cache_ckpt": results / ".pretrain" / "half" / "ckpt" / ".e.tmp"}
+    deep = {"data_set": results / "ok1" / "data" / "images" / ".f.tmp",
+            "deep_ckpt": results / "ok1" / "ckpt" / "sub" / ".g.tmp",
+            "deep_cache": results / ".pretrain" / "half" / "ckpt" / "x" / ".h.tmp"}
+    for path in (*places.values(), *deep.values()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{")
+        os.utime(path, (old, old))
+    remove, _ = clean.plan(results)
+    gone = {r.path for r in remove}
+    for name, path in places.items():
+        assert path in gone, name
+    for name, path in deep.items():
+        assert path not in gone, name
+
+
+def test_clean_removes_set_aside_cache_entries_and_unheld_run_locks(tmp_path, capsys):
+    from benchmarks.locks import file_lock
+
+    results = _results(tmp_path, {"ok1": "ok", "live1": "running"})
+    bad = results / ".pretrain" / "done.bad-20240101-000000"
+    bad.mkdir()
+    (bad / "backbone.pt").write_bytes(b"broken")
+    locks = results / ".locks"
+    locks.mkdir()
+    for rid in ("ok1", "gone1", "held1", "live1"):
+        (locks / f"{rid}.lock").touch()
+    with file_lock(locks / "held1.lock"):
+        remove, _ = clean.plan(results)
+    gone = {r.path for r in remove}
+    assert bad in gone and locks / "ok1.lock" in gone and locks / "gone1.lock" in gone
+    assert locks / "held1.lock" not in gone                          # a process holds it
+    assert locks / "live1.lock" not in gone                          # its job still runs
+    assert main(["clean", "--results", str(results)]) == 0
+    assert "unreadable pre-training cache entry" in capsys.readouterr().out
+    assert not bad.exists() and not (locks / "ok1.lock").exists()
+    assert (locks / "live1.lock").exists() and (results / ".pretrain" / "done" / "backbone.pt").exists()
+
+
 def test_cfg_prints_the_resolved_config_and_runs_nothing(tmp_path, capsys):
     code = main(["run", "--profile", "smoke", "--threads", "1", "--cfg", "--results", str(tmp_path / "r")])
     out = capsys.readouterr().out

@@ -140,3 +140,14 @@ def test_a_job_that_finishes_while_being_looked_at_is_not_called_failed(tmp_path
 
     monkeypatch.setattr(status, "_live_state", job_writes_its_record_and_leaves)
     assert status.run_state(tmp_path, "a", {}).state == "ok"
+
+
+def test_status_of_a_results_folder_that_does_not_exist_is_refused(tmp_path, capsys):
+    missing = tmp_path / "no-such-results"
+    assert bench(["status", "--results", str(missing)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"bench status: error: --results {str(missing)!r}: no such folder"]
+    assert not missing.exists()
+    (tmp_path / "empty").mkdir()
+    assert bench(["status", "--results", str(tmp_path / "empty")]) == 0   # an empty study: no runs
+    assert "no runs under" in capsys.readouterr().out

@@ -262,3 +262,56 @@ def test_the_data_cache_still_generates_once_and_cleans_up(tmp_path):
     assert synthetic("wild", tmp_path, n=3, res=RES, seed=2) == a
     assert digests(a) == before
     assert sorted(p.name for p in (tmp_path / "synth").iterdir()) == [a.name, f"{a.name}.lock"]
+
+
+def test_res_above_max_res_is_refused_in_one_line_before_anything_is_written(tmp_path):
+    out = tmp_path / "new" / "out"
+    message = one_line_error(lambda: generate("lab", out, n=4, res=100_000, seed=0))
+    assert message == (f"synthetic images need res <= {products.MAX_RES} pixels, got 100000 "
+                       f"(FreiHAND's are 224)")
+    assert one_line_error(lambda: generate("wild", out, n=4, res=products.MAX_RES + 1, seed=0))
+    assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []
+
+
+def _no_render(monkeypatch):
+    from benchmarks.synth import preview as preview_mod
+
+    def boom(*a, **k):
+        raise AssertionError("rendered before the path was checked")
+    monkeypatch.setattr(preview_mod, "render_scenes", boom)
+    return preview_mod.preview
+
+
+@pytest.mark.parametrize("case", ["file", "folder", "suffix", "no parent", "parent is a file", "res"])
+def test_preview_refuses_a_bad_path_in_one_line_before_rendering(tmp_path, monkeypatch, case):
+    preview = _no_render(monkeypatch)
+    (tmp_path / "old.png").write_bytes(b"keep")
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "afile").write_text("x")
+    path, res, expected = {
+        "file": (tmp_path / "old.png", 48, f"{tmp_path / 'old.png'}: exists (a file); the preview is "
+                                           f"written only to a new file (remove it or choose another name)"),
+        "folder": (tmp_path / "dir.png", 48, f"{tmp_path / 'dir.png'}: exists (a folder); the preview is "
+                                             f"written only to a new file (remove it or choose another name)"),
+        "suffix": (tmp_path / "sheet.jpg", 48, f"{tmp_path / 'sheet.jpg'}: the preview is a PNG image; "
+                                               f"give a file name ending in .png"),
+        "no parent": (tmp_path / "nope" / "a.png", 48, f"{tmp_path / 'nope' / 'a.png'}: its folder "
+                      f"{tmp_path / 'nope'} is no such folder; create it first or choose another path"),
+        "parent is a file": (tmp_path / "afile" / "a.png", 48, f"{tmp_path / 'afile' / 'a.png'}: its folder "
+                             f"{tmp_path / 'afile'} is not a folder; create it first or choose another path"),
+        "res": (tmp_path / "big.png", 100_000, f"synthetic images need res <= {products.MAX_RES} pixels, "
+                                               f"got 100000"),
+    }[case]
+    before = digests(tmp_path)
+    assert one_line_error(lambda: preview(path, res=res, n=2)) == expected
+    assert digests(tmp_path) == before
+
+
+def test_cli_preview_onto_an_existing_file_exits_2_and_keeps_it(tmp_path, monkeypatch, capsys):
+    _no_render(monkeypatch)
+    old = tmp_path / "hands.png"
+    old.write_bytes(b"keep")
+    code = main(["data", "synth", "--preview", str(old)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "exists (a file)" in err, err
+    assert old.read_bytes() == b"keep"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from PIL import Image, ImageDraw
 from benchmarks.errors import UserError
 from benchmarks.synth.backgrounds import BACKGROUNDS
 from benchmarks.synth.hand import BONES, GESTURES
-from benchmarks.synth.products import MIN_RES, generator
+from benchmarks.synth.products import MAX_RES, MIN_RES, generator
 from benchmarks.synth.scene import LAB, WILD, render_scenes, sample_scenes
 
 COLUMNS = 4                                          # samples per row, each shown twice
@@ -41,11 +42,15 @@ def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24, world: str =
     """Write a PNG grid of ``n`` samples (two thirds in the lab style with ``world``'s
     viewpoints, cycling through every gesture, the rest in the wild style), each shown as
     rendered and with its keypoints and bones drawn, captioned with the gesture and background
-    kind. Returns ``path``."""
+    kind. Returns ``path``. Refused with one line, before rendering: a path that exists, does not
+    end in ``.png`` or whose folder does not exist, n <= 0, res outside [MIN_RES, MAX_RES]."""
+    path = check_path(path)
     if n <= 0:
         raise UserError(f"the preview needs n > 0 samples, got {n}")
     if res < MIN_RES:
         raise UserError(f"synthetic images need res >= {MIN_RES} pixels, got {res}")
+    if res > MAX_RES:
+        raise UserError(f"synthetic images need res <= {MAX_RES} pixels, got {res}")
     gen = generator(seed, "preview", 0)
     n_lab = math.ceil(2 * n / 3)
     gestures = torch.arange(n) % len(GESTURES)
@@ -73,7 +78,34 @@ def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24, world: str =
         if draw.textlength(caption) > 2 * res - 6:                     # too narrow: gesture only
             caption = gesture
         draw.text((x + 3, y + res + 1), caption, fill=(235, 235, 235))
+    try:
+        with open(path, "xb") as f:                  # never over a file made meanwhile
+            try:
+                sheet.save(f, format="PNG")
+            except BaseException:
+                f.close()
+                path.unlink(missing_ok=True)
+                raise
+    except FileExistsError:
+        raise UserError(f"{path}: exists (created while the preview was rendered); not "
+                        f"overwritten") from None
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
+def check_path(path: str | os.PathLike) -> Path:
+    """The preview's file: a new ``.png`` in an existing folder, else a one-line UserError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, format="PNG")
+    if path.suffix.lower() != ".png":
+        raise UserError(f"{path}: the preview is a PNG image; give a file name ending in .png")
+    if os.path.lexists(path):
+        what = "a folder" if path.is_dir() else "a file"
+        raise UserError(f"{path}: exists ({what}); the preview is written only to a new file "
+                        f"(remove it or choose another name)")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "not a folder" if parent.exists() else "no such folder"
+        raise UserError(f"{path}: its folder {parent} is {what}; create it first or choose "
+                        f"another path")
     return path

@@ -52,6 +52,11 @@ HANDS_PER_TRIPLET_GROUP = 4
 TEST_FRACTION = 0.25
 JPEG_QUALITY = 92
 MIN_RES = 32
+# At most this many pixels a side: 4.6x FreiHAND's 224 px (2x HO3D's 640 px width), far above
+# any network input here. Rendering holds float tensors of CHUNK x res x res per channel and
+# pass: at 1024 a chunk's RGB buffer is already 64 * 1024**2 * 3 * 4 B = 0.8 GB, several alive
+# at once; res=100000 would ask for terabytes (a traceback or an OOM kill, not an error line).
+MAX_RES = 1024
 # At most this many items (lab: training ids, and evaluation ids separately; triplets: three
 # images each): 30x FreiHAND's 32,560 training ids. At res 128 a million lab ids take about
 # 6 GB of JPEGs, 1 GB of label JSON (held in memory as Python lists until written: a few GB)
@@ -272,7 +277,7 @@ def generate(kind: str, out: Path, n: int, res: int, seed: int, eval_n: int | No
     distribution, ``capture`` (FreiHAND-like) or ``sphere`` (every direction and roll; see
     ``scene.VIEWPOINTS``). Same arguments, same bytes (on one device type). Raises
     ``UserError``, before anything is written, for a bad kind or world, n or eval_n outside
-    [1, MAX_ITEMS], res < MIN_RES, an output path that is a non-empty folder or not a folder,
+    [1, MAX_ITEMS], res outside [MIN_RES, MAX_RES], an output path that is a non-empty folder or not a folder,
     or an estimated size (``estimated_bytes``) beyond the free disk space."""
     if world not in WORLDS:
         raise UserError(f"unknown synthetic world {world!r}; choose one of: {', '.join(WORLDS)}")
@@ -281,6 +286,9 @@ def generate(kind: str, out: Path, n: int, res: int, seed: int, eval_n: int | No
     n = _count(n, "synthetic data n")
     if not isinstance(res, (int, np.integer)) or isinstance(res, bool) or res < MIN_RES:
         raise UserError(f"synthetic images need res >= {MIN_RES} pixels, got {res!r}")
+    if res > MAX_RES:
+        raise UserError(f"synthetic images need res <= {MAX_RES} pixels, got {res!r} "
+                        f"(FreiHAND's are 224)")
     res = int(res)
     if eval_n is not None:
         eval_n = _count(eval_n, "the evaluation split eval_n")
