@@ -209,7 +209,9 @@ class Record:
             if value is None and key not in _REQUIRED:
                 continue
             if not _fits(value, kind):
-                raise Invalid(f"{key} is {_said(value)}, not {_TYPE_WORDS[_base(kind)]}")
+                said = ("a list" if isinstance(value, list) else "an object" if isinstance(value, dict)
+                        else _said(value))
+                raise Invalid(f"{key} is {said}, not {_TYPE_WORDS[_base(kind)]}")
         values = {k: v for k, v in d.items() if k in kinds}
         if isinstance(values.get("compute"), dict):
             values["compute"] = Compute.from_json(values["compute"])
