@@ -245,3 +245,18 @@ def test_two_identical_runs_at_once_fine_tune_once(tmp_path, data_cache):
     assert out[0] == out[1] and out[0]["status"] == "ok"
     reused = [any("already done" in line for line in lines) for lines in said]
     assert sorted(reused) == [False, True]
+
+
+def test_a_report_never_deletes_files_a_user_added_to_its_folder(tmp_path, capsys):
+    records = ROOT / "results" / "cpu-study" / "records"
+    out = tmp_path / "report"
+    assert main(["report", "--results", str(records), "--out", str(out)]) == 0
+    (out / "notes.md").write_text("my notes\n")
+    (out / "tables" / "mine.md").write_text("| mine |\n")
+    index = (out / "index.md").read_bytes()
+    capsys.readouterr()
+    assert main(["report", "--results", str(records), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notes.md" in err and "tables/mine.md" in err
+    assert (out / "notes.md").read_text() == "my notes\n" and (out / "index.md").read_bytes() == index
+    assert not list(tmp_path.glob(".report.*"))               # no staging folder left behind

@@ -26,6 +26,7 @@ call wrote it (it holds the marker file) or it is empty.
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,6 +192,24 @@ def _check_out(out_dir: Path, results_dir: Path) -> None:
                         "choose a new or empty folder (the report replaces its folder on every call)")
 
 
+# What a report folder holds; anything else in an old report was put there by someone else.
+OWN_FILES = re.compile(r"(\.bench-report|index\.md|runs\.parquet|tables/table\d+_\w+\.(md|csv|tex)"
+                       r"|figures/fig\d+_\w+\.(png|pdf))")
+
+
+def _refuse_foreign_files(out_dir: Path) -> None:
+    """The report replaces its whole folder: files a user added to an old report (notes, an own
+    table) would be deleted, so they stop it, named, and nothing is replaced."""
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
+                     if not p.is_dir() and not OWN_FILES.fullmatch(str(p.relative_to(out_dir))))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"--out {str(out_dir)!r} holds files bench report did not write ({shown}); "
+                        f"the report replaces its folder, so move them out first")
+
+
 def _problem_lines(problems: list[RecordProblem]) -> list[str]:
     if not problems:
         return ["None: every record was read and is in the tables."]
@@ -309,6 +328,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
         (staging / INDEX).write_text(index, encoding="utf-8")
         (staging / MARKER).write_text("Written by bench report; the whole folder is replaced by each call.\n",
                                       encoding="utf-8")
+        _refuse_foreign_files(target)
         replace_dir(staging, target)            # killed anywhere: the old report or the new one
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
