@@ -29,7 +29,7 @@ from benchmarks.engine import Engine, Phase, TrainingError, step_generator
 from benchmarks.errors import one_line
 from benchmarks.flops import count_step_flops
 from benchmarks.locks import file_lock
-from benchmarks.run import Run, pretrain_key
+from benchmarks.run import Run
 from benchmarks.store import write_json_atomic
 
 WEIGHTS = "backbone.pt"
@@ -48,11 +48,6 @@ class PretrainResult:
     cache_hit: bool = False
     key: str | None = None
     curve: list | None = None
-
-
-def cache_key(cfg: DictConfig) -> str:
-    """The pre-training cache key of ``cfg`` (``benchmarks.run.pretrain_key``)."""
-    return pretrain_key(cfg)
 
 
 def as_float_images(batch: dict) -> dict:

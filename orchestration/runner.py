@@ -43,7 +43,8 @@ def header(run: Run, plan: compute.RunPlan) -> str:
     """The run's start header: what runs, under which seeds, and its plan."""
     how = "measured" if plan.measured else "estimated"
     if not run.pretrains:
-        pre = f"no pre-training ({run.init and 'weights from ' + (run.init.file or 'timm') or 'init only'})"
+        start = "init only" if run.init is None else f"weights from {run.init.file or 'timm'}"
+        pre = f"no pre-training ({start})"
     elif plan.cached:
         pre = f"pre-training cached ({run.pretrain_key[:8]}: {plan.pretrain_steps:,} steps)"
     else:

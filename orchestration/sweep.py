@@ -4,7 +4,7 @@ The sweep file (its format, reading and expansion) is ``orchestration.sweepfile`
 
 Plan. Runs with an ok record are skipped; runs whose job is still pending or running are
 left alone; the rest (never run, or failed) are submitted. Runs that differ only in
-fine-tuning share one pre-training (``eval.pretrain.cache_key``): the first of them
+fine-tuning share one pre-training (``benchmarks.run.pretrain_key``): the first of them
 (the *leader*) pre-trains, the others (*followers*) wait for it. Runs of init-only methods and
 runs whose pre-training is already cached start at once.
 

@@ -78,7 +78,7 @@ def test_paper_profile_keeps_the_published_head_and_the_cpu_profile_names_its_ow
 
 def test_pretraining_cache_key_knows_the_synthetic_world():
     """Backbones pre-trained on one world's images are never reused for the other's."""
-    from eval.pretrain import cache_key
+    from benchmarks.run import pretrain_key as cache_key
 
     base = ["method=simclr", "profile=smoke"]
     assert cache_key(compose.load(base)) != cache_key(compose.load([*base, "data.world=sphere"]))
