@@ -21,7 +21,9 @@ MATCHES = ("pretrain", "total")
 LOGGERS = ("none", "csv", "tensorboard")   # engine.logger: Lightning Fabric's loggers
 # Choices the schema's types cannot express, checked at composition (``orchestration.compose``);
 # the modules that implement them import them from here, so no check needs torch.
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")   # timm names
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")   # timm names
+VITS = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224")   # timm names
+BACKBONES = RESNETS + VITS
 OPTIMIZERS = ("adam", "adamw")   # adam: L2 weight decay in the gradient; adamw: decoupled
 POSE_HEADS = ("regression", "heatmap")     # direct regression (PeCLR's RN_25D_wMLPref) | 2.5D heatmaps
 ROOT_MODES = ("closed_form", "prior")      # what the pose model's root refiner corrects
@@ -48,6 +50,16 @@ class AugmentConfig:
     hue: float = 0.05               # shift ~ U(-h, h) of a full turn
     blur_p: float = 0.5             # probability of a Gaussian blur
     blur_sigma_max: float = 1.5     # sigma ~ U(0.1, max) x (res / 64) pixels
+
+
+def vit_patch(name: str) -> int:
+    """A timm ViT's patch size, from its name (``vit_small_patch16_224`` -> 16)."""
+    return int(name.split("_patch")[1].split("_")[0])
+
+
+def backbone_family(name: str) -> str:
+    """``"resnet"`` or ``"vit"``: what a method's ``backbones`` names and its defaults follow."""
+    return "vit" if name in VITS else "resnet"
 
 
 def check_augment(cfg: AugmentConfig, key: str) -> None:
@@ -232,9 +244,30 @@ def stable_hash(obj: Any, n: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
+# Keys left out of the run id and the pre-training cache key while they hold these values
+# (their defaults), so that adding them to the schema keeps every id computed before they
+# existed: committed results (results/) are keyed by them. Any other value counts.
+DROPPED_AT_DEFAULT = {
+    "method.weighting": "none",       # simclr, peclr: SiMHand's SimCLR_w / PeCLR_w when "linear"
+}
+
+
+def drop_defaults(d: dict) -> dict:
+    """``d`` (a plain config dict, changed in place) without the ``DROPPED_AT_DEFAULT`` keys
+    that hold their default."""
+    for dotted, default in DROPPED_AT_DEFAULT.items():
+        *parents, last = dotted.split(".")
+        node = d
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node and node[last] == default:
+            del node[last]
+    return d
+
+
 def semantic(cfg: DictConfig | dict) -> dict:
     """The part of the config that decides the result."""
-    d = json.loads(json.dumps(to_container(cfg)))
+    d = drop_defaults(json.loads(json.dumps(to_container(cfg))))
     for key in NON_SEMANTIC:
         _drop(d, key)
     if d.get("method", {}).get("sha256"):     # weights named by their bytes, not their path

@@ -141,7 +141,9 @@ class RootRefiner(nn.Module):
 class HeatmapHead(nn.Module):
     """Latent 2.5D heatmaps with soft-argmax (integral regression; Iqbal et al. ECCV 2018).
 
-    Input: the backbone's last three feature maps (strides 8, 16, 32 for a ResNet). A small
+    Input: the backbone's pyramid of three feature maps (``Backbone.pyramid``: a ResNet's
+    last three stages, strides 8, 16, 32; a ViT's patch grids after a third, two thirds and
+    all of its blocks, all at its patch stride). A small
     top-down pyramid (Lin et al., "Feature Pyramid Networks", CVPR 2017) brings them to the
     stride-8 map: 1x1 lateral convolutions to ``width`` channels, bilinear upsampling, sum, two
     3x3 conv-BN-ReLU. A 1x1 convolution gives per joint a heatmap logit map and a depth map.
@@ -151,11 +153,15 @@ class HeatmapHead(nn.Module):
     adds the distribution regulariser of Nibali et al. (2018).
 
     At 64 px the stride-8 map is 8 x 8 cells; the stride-32 map alone would be 2 x 2, which
-    measured no better than direct regression (see results/calibration).
+    measured no better than direct regression (see results/calibration). A ViT's maps all
+    have its patch stride (16): ``upsample`` 2 makes the summed map twice as fine as its
+    grid, so the heatmap is at stride 8 as on a ResNet (4 x 4 cells at 32 px, 8 x 8 at 64 px).
     """
 
-    def __init__(self, in_channels: tuple[int, ...], n_joints: int, width: int = 128):
+    def __init__(self, in_channels: tuple[int, ...], n_joints: int, width: int = 128,
+                 upsample: int = 1):
         super().__init__()
+        self.upsample = upsample          # output map over the finest input map (2 on a ViT)
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
         self.mix = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
@@ -168,7 +174,7 @@ class HeatmapHead(nn.Module):
     def forward(self, fmaps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Feature maps, finest first -> ((B, J, 3): u/W, v/H in [0, 1] and zrel; (B, J, h, w)
         heatmap logits)."""
-        size = fmaps[0].shape[-2:]
+        size = tuple(int(n) * self.upsample for n in fmaps[0].shape[-2:])
         x = sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
                 if f.shape[-2:] != size else lat(f) for lat, f in zip(self.lateral, fmaps))
         x = self.out(self.mix(x))
@@ -212,11 +218,11 @@ class PoseNet(nn.Module):
 
     ``head``: ``regression`` (pooled features, one linear layer for (u/W, v/H, zrel) of every
     joint, its u, v biases starting at the image centre; PeCLR's released model) or
-    ``heatmap`` (``HeatmapHead`` on the last feature map). ``root``: how the refiner starts
+    ``heatmap`` (``HeatmapHead`` on the backbone's pyramid). ``root``: how the refiner starts
     (``RootRefiner``). ``backbone(images)`` must return (B, feat_dim) pooled features and
-    ``backbone.forward_features(images)`` the last feature map
-    (``benchmarks.backbone.Backbone``, images in [0, 1]). The root's zrel output is replaced
-    by 0.
+    ``backbone.pyramid(images)`` three feature maps, finest first, of ``pyramid_channels``
+    channels, the finest at stride ``pyramid_stride`` (``benchmarks.backbone.Backbone``,
+    ResNet or ViT, images in [0, 1]). The root's zrel output is replaced by 0.
     """
 
     def __init__(self, backbone: nn.Module, feat_dim: int, n_joints: int = 21,
@@ -236,7 +242,9 @@ class PoseNet(nn.Module):
             with torch.no_grad():
                 self.head.bias.view(n_joints, 3)[:, :2].fill_(0.5)
         else:
-            self.head = HeatmapHead(tuple(backbone.pyramid_channels), n_joints)
+            stride = getattr(backbone, "pyramid_stride", 8)
+            self.head = HeatmapHead(tuple(backbone.pyramid_channels), n_joints,
+                                    upsample=max(1, stride // 8))
         self.refiner = RootRefiner(n_joints, mode=root)
         root_mask = torch.ones(n_joints)
         root_mask[ROOT] = 0.0

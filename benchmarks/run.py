@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.backbone_weights import InitWeights
 from benchmarks.budget import Budget, parse_budget
-from benchmarks.config import SYNTH_VERSION, run_id, stable_hash, to_container
+from benchmarks.config import SYNTH_VERSION, drop_defaults, run_id, stable_hash, to_container
 
 
 def finetune_seed(cfg: DictConfig | dict) -> int:
@@ -33,7 +33,8 @@ def pretrain_key(cfg: DictConfig | dict) -> str:
     generator's version, precision, accelerator and the number of devices, since DDP changes
     the batch statistics and the gathered contrast set), nothing that only fine-tuning reads."""
     d = to_container(cfg)
-    keep = {"method": d["method"], "backbone": d["backbone"], "budget": d["budget"],
+    method = drop_defaults({"method": dict(d["method"])})["method"]   # as in the run id
+    keep = {"method": method, "backbone": d["backbone"], "budget": d["budget"],
             "seed": d["seed"], "pretrain": d["pretrain"],
             "data": {k: d["data"][k] for k in ("name", "world_seed", "world", "n_triplets", "root")},
             "synth_version": SYNTH_VERSION,

@@ -46,7 +46,12 @@ def trainable(cls: type) -> type:
 #   "triplets"     batch["triplet"]  (B, 3, 3, H, W) left, centre, right views of one hand,
 #                  batch["gesture"]  (B,) int64, batch["viewpoint"] (B, 3, 2) azimuth,
 #                                     elevation in degrees
-INPUTS = ("images", "keypoints2d", "pose3d", "triplets")
+#   "similar"      batch["image"], batch["uv"] as above, and the mined most similar hand of
+#                  another sequence (SiMHand): batch["partner"] (B, 3, H, W), batch["partner_uv"]
+#                  (B, 21, 2)
+#   "clips"        batch["clip"]     (B, 2, 3, H, W) two frames of one sequence or video within
+#                                     the method's time window (TempCLR)
+INPUTS = ("images", "keypoints2d", "pose3d", "triplets", "similar", "clips")
 
 
 class Method:
@@ -64,6 +69,11 @@ class Method:
     inputs: ClassVar[tuple[str, ...]] = ("images",)
     passes_per_sample: ClassVar[int] = 2     # backbone image passes one sample costs
     pretrains: ClassVar[bool]                # passes_per_sample > 0; False: init-only (random, imagenet)
+    backbones: ClassVar[tuple[str, ...]] = ("resnet", "vit")   # families it can pre-train
+    # The logged scalar that falls as the objective is learned: "loss", or a key of the
+    # logs ``loss`` returns where the loss also moves with the method's own state (DINO's
+    # centring raises its teacher's entropy, so its cross-entropy can rise while it learns).
+    objective: ClassVar[str] = "loss"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 
     def __init_subclass__(cls, **kwargs):
@@ -94,6 +104,19 @@ class Method:
         """
         raise NotImplementedError
 
+    def after_step(self, step: int, steps: int) -> None:
+        """Called after each optimizer step of pre-training, ``step`` of ``steps`` done (1-based).
+        Methods with a momentum teacher update it here (``methods/momentum.py``); state kept
+        for the next step belongs in buffers, so that a resumed run repeats the uninterrupted
+        one."""
+
+    @classmethod
+    def chance(cls, cfg: MethodConfig, batch_size: int) -> float | None:
+        """The objective's value for embeddings that carry no information at this batch size
+        (NT-Xent: log(2B - 1)), reported beside the held-out measure; None where the method
+        states none (a collapse indicator in its logs says more)."""
+        return None
+
     @classmethod
     def init_weights(cls, cfg: MethodConfig) -> InitWeights | None:
         """Init-only methods: the weights the backbone starts from, as a declaration the harness
@@ -116,3 +139,13 @@ class Method:
     def external(cls, cfg: MethodConfig) -> str | None:
         """Pre-training done outside the suite that the run starts from, in words, or None."""
         return getattr(cls, "external_pretrain", None)
+
+
+def embedding_std(z: torch.Tensor) -> float:
+    """The collapse indicator of Chen and He (SimSiam, CVPR 2021): the per-dimension std over
+    the batch of the L2-normalised embeddings, times sqrt(dim), averaged over dimensions. About
+    1 for embeddings spread over the sphere, 0 when every sample maps to one point."""
+    import torch.nn.functional as F
+
+    z = F.normalize(z.detach().float(), dim=1)
+    return float(z.std(dim=0).mean() * z.shape[1] ** 0.5)

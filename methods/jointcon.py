@@ -141,6 +141,7 @@ class JointCon(Method):
     citation = "Choi et al., ICLR 2023 (as described; SupCon loss of Khosla et al., 2020)"
     inputs = ("images", "keypoints2d")
     passes_per_sample = 2
+    backbones = ("resnet",)          # hypercolumns of a ResNet's strided stages
     Config = JointConConfig
 
     @classmethod

@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "tflop, pflop, h (e.g. 100ep, 500kimg)")
     run.add_argument("--profile", help="sizes: smoke | cpu | paper")
     run.add_argument("--seed", type=int, help="run seed (pre-training and fine-tuning)")
-    run.add_argument("--backbone", help="timm backbone: resnet18 | resnet34 | resnet50 | resnet101 | resnet152")
+    run.add_argument("--backbone", help="timm backbone: resnet18 | resnet34 | resnet50 | resnet101 | resnet152 | "
+                          "vit_tiny_patch16_224 | vit_small_patch16_224 | vit_base_patch16_224")
     run.add_argument("--data", help="data set config: synthetic | freihand (set data.root=DIR)")
     run.add_argument("--match", help="budget protocol: pretrain | total")
     run.add_argument("--force", action="store_true",

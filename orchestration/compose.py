@@ -107,8 +107,18 @@ def settle(cfg: DictConfig) -> type:
     filled in); returns the method class."""
     import methods
     from benchmarks.backbone_weights import pin_file
+    from benchmarks.config import backbone_family, vit_patch
 
     method = methods.get(cfg.method.name)
+    if (family := backbone_family(cfg.backbone)) not in method.backbones:
+        raise UserError(f"method {method.name!r} cannot pre-train a {family} backbone "
+                        f"(backbone={cfg.backbone}); it needs one of: {', '.join(method.backbones)}")
+    if family == "vit":
+        patch = vit_patch(cfg.backbone)
+        for key in ("data.res", "pretrain.res"):
+            if (res := OmegaConf.select(cfg, key)) % patch:
+                raise UserError(f"{key}={res} is not a multiple of {cfg.backbone}'s patch size "
+                                f"{patch}: a ViT reads whole patches (try {res // patch * patch or patch})")
     method.settle(cfg.method, cfg)
     if not method.pretrains and (spec := method.init_weights(cfg.method)) is not None:
         pin_file(spec, cfg.method)
