@@ -3,7 +3,8 @@
 Read top to bottom: build the optimiser and the schedule from the planned steps, restore the
 latest checkpoint if there is one, then for each step fetch the batch of that step, compute
 the loss with the step's own random generator, guard against NaN, update, log, checkpoint,
-evaluate when due. Resuming from a checkpoint repeats the uninterrupted run exactly on CPU:
+evaluate when due (a phase's ``after_step`` runs after each update: the momentum
+teachers of BYOL, MoCo v3 and DINO follow their students there). Resuming from a checkpoint repeats the uninterrupted run exactly on CPU:
 the batch and every random number of step k depend on (seed, k) only.
 """
 from __future__ import annotations
@@ -111,6 +112,8 @@ class Phase:
     evaluate: Callable[[nn.Module, int], dict] | None = None
     eval_steps: tuple[int, ...] = ()                  # after these many steps (1-based)
     optimizer: str = "adam"                           # one of OPTIMIZERS
+    after_step: Callable[[int], None] | None = None   # after each optimizer step (steps done):
+                                                      # momentum (EMA) target updates
 
 
 @dataclass
@@ -223,6 +226,8 @@ class Engine:
                 fabric.backward(loss)
                 opt.step()
                 sched.step()
+                if ph.after_step is not None:
+                    ph.after_step(k + 1)
                 step_s += time.perf_counter() - t_step
                 done = k + 1
                 logging = done % self.cfg.log_every == 0 or done == ph.steps

@@ -54,6 +54,11 @@ RECORD = "result.json"
 METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
 JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAND order
 PROBE_PREFIX = "probe_"
+# Row columns of the pre-training's objective on held-out frames (``Record.pretraining``):
+# its value at the start and the end, the method's chance level, and the collapse
+# indicators a method logs (``COLLAPSE_LOGS``), at the end.
+PRETEXT_PREFIX = "pretext_"
+COLLAPSE_LOGS = ("embedding_std", "teacher_entropy")
 TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
 EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
 DEFAULT_HEAD = "regression"       # benchmarks.pose_model.HEADS[0]: records written before the head was a choice used it
@@ -132,7 +137,7 @@ class Compute:
 
 # The record's keys in file order; ``validation`` only where a validation split was scored.
 OPTIONAL_SECTIONS = ("metrics", "baselines", "probes", "labelled", "validation", "compute",
-                     "curves", "provenance")
+                     "pretraining", "curves", "provenance")
 
 
 @dataclass
@@ -159,6 +164,10 @@ class Record:
     labelled: dict[str, Any] | None = None     # ids and images fine-tuned on (and validated on)
     validation: dict[str, Any] | None = None
     compute: Compute | None = None
+    # the pre-training's own objective on held-out frames: {"objective", "images", "start",
+    # "end"} (start and end: the loss and the method's logged scalars); None when nothing
+    # was pre-trained here or its source has no held-out frames
+    pretraining: dict[str, Any] | None = None
     curves: dict[str, Any] | None = None       # train (pre-training), eval, finetune
     provenance: dict[str, Any] | None = None
     schema: int = SCHEMA
@@ -224,7 +233,7 @@ _RECORD_TYPES: dict[str, str] = {
     "backbone": "str", "data": "str", "budget": "str", "match": "str", "label_fraction": "float",
     "seed": "int", "profile": "str", "config": "dict", "metrics": "dict", "baselines": "dict",
     "probes": "dict", "labelled": "dict", "validation": "dict", "compute": "dict",
-    "curves": "dict", "provenance": "dict"}
+    "pretraining": "dict", "curves": "dict", "provenance": "dict"}
 _REQUIRED = ("schema", "run_id", "method", "backbone", "data", "budget", "match",
              "label_fraction", "seed", "profile", "config")
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "dict": "an object",
@@ -356,6 +365,25 @@ def _said(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and not _is_number(value):
         return f"an integer of {len(str(abs(value)))} digits"
     return repr(value)
+
+
+def _pretext(record: dict[str, Any], row: dict[str, Any]) -> None:
+    """The ``pretraining`` block's numbers as ``pretext_*`` row columns (none without one)."""
+    block = record.get("pretraining")
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        raise Invalid("pretraining is not an object")
+    objective = block.get("objective", "loss")
+    if not isinstance(objective, str) or "." in objective:
+        raise Invalid(f"pretraining.objective is {_said(objective)}, not a logged scalar's name")
+    for end in ("start", "end"):
+        row[f"{PRETEXT_PREFIX}{end}"] = _number(record, f"pretraining.{end}.{objective}")
+    if block.get("chance") is not None:
+        row[f"{PRETEXT_PREFIX}chance"] = _number(record, "pretraining.chance")
+    for name in COLLAPSE_LOGS:
+        if isinstance(block.get("end"), dict) and name in block["end"]:
+            row[f"{PRETEXT_PREFIX}{name}"] = _number(record, f"pretraining.end.{name}")
 
 
 def _number(record: dict[str, Any], dotted: str, minimum: float | None = None) -> float:
@@ -530,6 +558,7 @@ def table_row(record: dict[str, Any], run: str
     for name in sorted(probes):
         if probes[name] is not None:                # a probe that was not run
             row[PROBE_PREFIX + name] = _number(record, f"probes.{name}")
+    _pretext(record, row)
     curves = record.get("curves") or {}
     points = (curves.get("eval") or []) if isinstance(curves, dict) else None
     if not isinstance(points, list):

@@ -31,6 +31,7 @@ from benchmarks.flops import count_step_flops
 from benchmarks.locks import file_lock
 from benchmarks.run import Run
 from benchmarks.store import write_json_atomic
+from eval import heldout
 
 WEIGHTS = "backbone.pt"
 META = "meta.json"
@@ -48,6 +49,7 @@ class PretrainResult:
     cache_hit: bool = False
     key: str | None = None
     curve: list | None = None
+    heldout: dict | None = None     # the objective on held-out frames at the start and the end
 
 
 def as_float_images(batch: dict) -> dict:
@@ -121,6 +123,7 @@ class Pretraining:
     cached: dict | None = None
     method: object = None
     source: object = None
+    heldout: object = None          # held-out frames of the pre-training source, or None
     order: object = None
     step_flops: float = 0.0
 
@@ -143,6 +146,7 @@ def prepare(run: Run, backbone, data, engine: Engine, cache_root: Path, say=prin
         prep.method = run.method(cfg.method, backbone, backbone.feat_dim,
                                  Augmenter(cfg.pretrain.augment)).to(device)
         prep.source = data.pretrain_source(run.method.inputs)
+        prep.heldout = data.heldout_source(run.method.inputs)
         prep.order = B.StepIndices(len(prep.source), cfg.pretrain.batch_size, cfg.seed)
         prep.step_flops = measure(cfg, prep.method, prep.source, prep.order, device)
     return prep
@@ -202,14 +206,28 @@ def _train(prep: Pretraining, steps: int, budget_flops: float | None) -> Pretrai
     run, cfg = prep.run, prep.run.cfg
     method, source, order = prep.method, prep.source, prep.order
     passes = run.method.passes_per_sample
+    device, bs = prep.engine.device, cfg.pretrain.batch_size
+    measure_on = None
+    if prep.heldout is not None:
+        start = heldout.start_measure(method, method_loss, prep.heldout, bs, device,
+                                      prep.folder / "ckpt")
+        measure_on = lambda m, done: heldout.objective(m, method_loss, prep.heldout, bs, device)
     ph = Phase(name="pretrain", module=method, loss_fn=method_loss,
                batches=lambda start: B.iterate(source, order, start, steps, cfg.engine.num_workers),
                steps=steps, lr=cfg.pretrain.lr, weight_decay=cfg.pretrain.weight_decay,
                warmup_frac=cfg.pretrain.warmup_frac,
                images_per_step=cfg.pretrain.batch_size * passes,
-               seed=cfg.seed, ckpt_dir=prep.folder / "ckpt")
+               seed=cfg.seed, ckpt_dir=prep.folder / "ckpt",
+               after_step=lambda done: method.after_step(done, steps),
+               evaluate=measure_on, eval_steps=(steps,) if measure_on else ())
     out = prep.engine.fit(ph)
+    held = None
+    if measure_on is not None and out.evals:
+        end = {k: v for k, v in out.evals[-1].items() if k not in ("step", "images")}
+        held = {"objective": run.method.objective, "images": heldout.images(prep.heldout, bs),
+                "chance": run.method.chance(cfg.method, min(bs, len(prep.heldout))),
+                "start": start, "end": end}
     return PretrainResult(flops=steps * prep.step_flops, steps=steps,
                           images=steps * cfg.pretrain.batch_size * passes,
                           step_flops=prep.step_flops, budget_flops=budget_flops, wall_s=out.wall_s,
-                          cache_hit=False, curve=out.curve)
+                          cache_hit=False, curve=out.curve, heldout=held)

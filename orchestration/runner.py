@@ -180,6 +180,7 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
             pretrain_wall_s=pre.wall_s if pre else 0.0, finetune_wall_s=ft.wall_s,
             external_pretrain=run.method.external(cfg.method),
             wall_s=time.perf_counter() - t0, device=engine.describe())
+        record.pretraining = pre.heldout if pre else None
         record.curves = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
                          "finetune": ft.curve}
     except (Preempted, KeyboardInterrupt):

@@ -24,6 +24,8 @@ from benchmarks.errors import UserError
 from benchmarks.locks import file_lock
 
 PRELOAD_MAX = 20_000          # items; above this a set streams from disk
+HELDOUT_N = 256               # items per source of the held-out pre-training frames
+HELDOUT_SEED = 10_000         # their world-seed offset: never a world that is trained on
 WILD_FRAME = 2                # wild frames are rendered at this multiple of the crop size
 
 
@@ -120,6 +122,12 @@ class Data:
         return len(self._mixture)
 
     def pretrain_source(self, inputs: tuple[str, ...]):
+        if "similar" in inputs:       # SiMHand: each item with its mined partner
+            from benchmarks.data.similar import similar_source
+            return similar_source(self)
+        if "clips" in inputs:         # TempCLR: two frames of one sequence
+            from benchmarks.data.clips import clip_source
+            return clip_source(self)
         if "triplets" in inputs:
             return self._triplet_source("train", self.cfg.pretrain.res)
         if "pose3d" in inputs:
@@ -127,6 +135,42 @@ class Data:
         if len(self._mixture) <= PRELOAD_MAX and all(getattr(s, "preloaded", False) for s in self.sources):
             return MixedTensors(self._mixture)
         return self._mixture
+
+    def heldout_source(self, inputs: tuple[str, ...]):
+        """Frames like the pre-training source's that pre-training never sees, on which the
+        method's own objective is measured (``eval/heldout.py``): each synthetic source drawn
+        again from another world seed (``HELDOUT_N`` items, SiMHand's partners mined among
+        them), the triplets' held-out test split (TempCLR: its clips). None where a source is a real data set,
+        whose frames are all trained on."""
+        d, res = self.cfg.data, self.cfg.pretrain.res
+        if "triplets" in inputs:
+            return self._triplet_source("test", res)
+        sources = self.cfg.pretrain.sources
+        if any(not s.name.startswith("synthetic") for s in sources):
+            return None
+        if "clips" in inputs:         # TempCLR on synthetic sources: the test triplets' clips
+            from benchmarks.data.clips import TripletClips
+            triplets = self._triplet_source("test", res).tensors["triplet"]
+            return TripletClips(triplets, int(self.cfg.method.window))
+        seed = d.world_seed + HELDOUT_SEED
+        if "pose3d" in inputs:
+            root = synthetic("wild", self.cache, HELDOUT_N, WILD_FRAME * res, seed)
+            return to_tensors(Wild(root, res, preload=True, pose3d=True), ("image", "K", "xyz"))
+        held = []
+        for i, src in enumerate(sources):
+            if src.name == "synthetic_wild":
+                root = synthetic("wild", self.cache, HELDOUT_N, WILD_FRAME * res, seed + 1 + i)
+            else:
+                root = synthetic("lab", self.cache, HELDOUT_N, 2 * res, seed + 1 + i, world=d.world)
+            held.append(open_source(src.name, root, res, preload=True))
+        mixture = Mixture(held, [s.weight for s in sources], seed=seed)
+        if "similar" in inputs:
+            from types import SimpleNamespace
+
+            from benchmarks.data.similar import similar_source
+            return similar_source(SimpleNamespace(cfg=self.cfg, cache=self.cache, sources=held,
+                                                  _mixture=mixture))
+        return MixedTensors(mixture)
 
     def _synthetic_3d(self) -> TensorSource:
         """The synthetic wild set with its 3D labels (``synthetic3d``): the profile's own wild

@@ -96,6 +96,10 @@ TABLES = (
     Item("table5_per_joint", "Table 5: per-joint aligned error",
          "Procrustes-aligned error of each of the 21 joints in FreiHAND order, per method.",
          lambda g, r: tables.per_joint_table(g)),
+    Item("table6_pretraining", "Table 6: pre-training objectives on held-out frames",
+         "Each pre-training's own loss on frames it never saw, at its start and end, beside its "
+         "chance level and collapse indicators.",
+         lambda g, r: tables.pretraining_table(g)),
 )
 FIGURES = (
     Item("fig1_pa_epe", "Figure 1: PA-EPE per method",

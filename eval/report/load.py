@@ -33,7 +33,7 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from benchmarks.record import (DEFAULT_HEAD, DIAGNOSTICS, EVAL_FIELDS, FLOORS, JOINTS, METRICS,  # noqa: F401
-                               OPTIONAL, PROBE_PREFIX, RECORD, Checked, check)
+                               OPTIONAL, PRETEXT_PREFIX, PROBE_PREFIX, RECORD, Checked, check)
 from eval.report.groups import GROUP_KEYS
 
 

@@ -333,6 +333,55 @@ def per_joint_table(groups: pd.DataFrame) -> Table:
     return Table(shown, data, setting_line(main), notes, len(keys) + 1)
 
 
+PRETEXT = "pretext_"
+
+
+def _objective(method: str) -> str:
+    """The logged scalar a registered method's table row shows (``Method.objective``)."""
+    import methods
+
+    return methods.get(method).objective if method in methods.names() else "loss"
+
+
+def pretraining_table(groups: pd.DataFrame) -> Table:
+    """Table 6: each pre-training's own objective on held-out frames, before its first step
+    and after its last, beside its chance level and collapse indicators: whether it learned
+    its task at all, before its fine-tuned score is read as that task's effect."""
+    if f"{PRETEXT}start_mean" not in groups.columns:
+        raise NothingToShow("no record measured its pre-training on held-out frames")
+    held = groups[groups[f"{PRETEXT}start_n"] > 0]
+    held = sort_groups(held.drop_duplicates([k for k in held.columns
+                                             if k in (*SETTING_KEYS, "method", "backbone")
+                                             and k != "label_fraction"]))
+    keys = [k for k in varying(held) if k != "label_fraction"]
+    shown = _labels(held, keys)
+    shown["objective"] = [_objective(m) for m in held["method"]]
+    columns = ["n", "seeds"]
+    for name, title in (("start", "start"), ("end", "end"), ("chance", "chance level"),
+                        ("embedding_std", "embedding std (end)"),
+                        ("teacher_entropy", "teacher entropy (end, nats)")):
+        col = f"{PRETEXT}{name}"
+        if f"{col}_mean" not in held.columns:
+            continue
+        shown[title] = [MISSING if not np.isfinite(m) else mean_std(m, s, 3) if np.isfinite(s)
+                        else _num(m, 3) for m, s in zip(held[f"{col}_mean"], held[f"{col}_std"])]
+        columns += [f"{col}_{x}" for x in ("mean", "std", "n")]
+    change = 100 * (held[f"{PRETEXT}end_mean"] / held[f"{PRETEXT}start_mean"] - 1)
+    shown["change"] = [MISSING if not np.isfinite(c) else f"{c:+.0f} %" for c in change]
+    notes = ("Each method's own objective (the loss, or for DINO the cross-entropy less the "
+             "teacher's entropy) on held-out frames the pre-training never saw (synthetic frames "
+             "of another world seed, the triplets' test split), with the same views at both "
+             "ends; mean ± sd over seeds. Chance level: the objective of embeddings that carry "
+             "no information (NT-Xent: log(2B−1); MAE: 1, predicting the patch mean), where the "
+             "method states one. Embedding std: the per-dimension std of the L2-normalised "
+             "projections × √dim (about 1 when spread, 0 when collapsed; Chen and He 2021). "
+             "Teacher entropy: of DINO's mean teacher output, log(K) when uniform, 0 when one-hot.",
+             "A loss that does not fall, or ends at its chance level, means the pre-training did "
+             "not learn its task at this budget: its fine-tuned score then measures a warm start, "
+             "not the method.")
+    return Table(shown, _data(held, columns), setting_line(held), notes, len(keys) + 1)
+
+
 def markdown(table: Table) -> str:
     """The table as a GitHub Markdown pipe table (label columns left, numbers right-aligned)."""
     def cell(text: object) -> str:
