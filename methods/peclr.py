@@ -37,6 +37,10 @@ Differences from the official code (``Hybrid2Model`` in dahiyaaneesh/peclr)
   (detached) centroid; with the forward map above this order is an exact inverse.
 - Scale. The official code does not undo the crop's zoom (``random_crop``); the
   augmenter here zooms explicitly, so its inverse divides by s about the centroid.
+
+``method.weighting=linear`` is SiMHand's PeCLR_w (Lin, Ohkawa et al., ICLR 2025): the
+NT-Xent after the latent inverse takes SiMHand's adaptive weights from the views' 2D
+keypoints (``methods/simclr.py``, ``methods/similarity_weights.py``).
 """
 from __future__ import annotations
 
@@ -91,7 +95,8 @@ def to_points(z: Tensor) -> Tensor:
 
 def equivariant_ntxent(z1: Tensor, z2: Tensor, params1: dict[str, Tensor],
                        params2: dict[str, Tensor], criterion: nn.Module) -> Tensor:
-    """PeCLR's loss: undo each view's geometry in latent space, then ``criterion`` (NT-Xent)."""
+    """PeCLR's loss: undo each view's geometry in latent space, then ``criterion`` (NT-Xent,
+    or any ``(x1, x2) -> loss`` that normalises its inputs, e.g. SiMHand's weighted one)."""
     x1 = latent_inverse(to_points(z1), params1).flatten(1)
     x2 = latent_inverse(to_points(z2), params2).flatten(1)
     return criterion(x1, x2)        # lightly's NTXentLoss renormalises
@@ -111,8 +116,9 @@ class PeCLR(SimCLR):
                             f"(got {cfg.out_dim})")
 
     def contrast(self, z1: Tensor, z2: Tensor, params1: dict[str, Tensor],
-                 params2: dict[str, Tensor]) -> Tensor:
-        return equivariant_ntxent(z1, z2, params1, params2, self.criterion)
+                 params2: dict[str, Tensor], criterion=None) -> Tensor:
+        criterion = self.criterion if criterion is None else criterion
+        return equivariant_ntxent(z1, z2, params1, params2, criterion)
 
 
 METHOD = PeCLR
