@@ -22,6 +22,13 @@ MODULES: dict[str, str] = {
     "supervised2d": "methods.supervised2d",
     "synthetic3d": "methods.synthetic3d",
     "weights": "methods.weights",
+    "simhand": "methods.simhand",
+    "tempclr": "methods.tempclr",
+    "byol": "methods.byol",
+    "mocov3": "methods.mocov3",
+    "dino": "methods.dino",
+    "barlowtwins": "methods.barlowtwins",
+    "mae": "methods.mae",
 }
 
 _REGISTRY: dict[str, type] = {}

@@ -33,20 +33,30 @@ def fixed_batch() -> dict:
             "gesture": torch.randint(0, 8, (N,), generator=g),
             "xyz": torch.randn(N, 21, 3, generator=g) * 0.03 + torch.tensor([0.0, 0.0, 0.5]),
             "K": torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).expand(N, 3, 3).clone(),
-            "viewpoint": torch.rand(N, 3, 2, generator=g) * 90}
+            "viewpoint": torch.rand(N, 3, 2, generator=g) * 90,
+            "partner": (torch.rand(N, 3, RES, RES, generator=g) * 255).to(torch.uint8),
+            "partner_uv": torch.rand(N, 21, 2, generator=g) * (RES * 0.6) + RES * 0.2,
+            "clip": (torch.rand(N, 2, 3, RES, RES, generator=g) * 255).to(torch.uint8)}
+
+
+def backbone_name(cls) -> str:
+    """resnet18, or a ViT for methods that pre-train ViTs only (MAE)."""
+    return "resnet18" if "resnet" in cls.backbones else "vit_tiny_patch16_224"
 
 
 def build(name: str):
     cls = methods.get(name)
     torch.manual_seed(0)
-    backbone = create_backbone("resnet18")
+    backbone = create_backbone(backbone_name(cls))
     method = cls(cls.Config(), backbone, backbone.feat_dim, Augmenter(AugmentConfig()))
     return cls, backbone, method
 
 
 def test_registry_is_explicit_and_rejects_duplicates():
     assert methods.names() == ["random", "imagenet", "simclr", "peclr", "pairwise", "jointcon",
-                               "vicreg", "trajreg", "supervised2d", "synthetic3d", "weights"]
+                               "vicreg", "trajreg", "supervised2d", "synthetic3d", "weights",
+                               "simhand", "tempclr", "byol", "mocov3", "dino", "barlowtwins",
+                               "mae"]
     cls = methods.get("simclr")
     impostor = type("Impostor", (cls,), {})
     with pytest.raises(ValueError, match="registered twice"):
@@ -81,7 +91,8 @@ def test_pretrains_and_hands_over_to_finetuning(name, tmp_path):
     assert flops > 0
     def fixed_loss():   # batch statistics (train mode), the same views every time
         with torch.no_grad():
-            return float(method_loss(method, batch, torch.Generator().manual_seed(5))[0])
+            loss, logs = method_loss(method, batch, torch.Generator().manual_seed(5))
+        return float(loss) if cls.objective == "loss" else logs[cls.objective]
 
     before = fixed_loss()
     out = Engine(EngineConfig(progress=False, log_every=1, checkpoint_every=100)).fit(ph)
@@ -93,7 +104,7 @@ def test_pretrains_and_hands_over_to_finetuning(name, tmp_path):
     # the checkpoint's backbone loads into the fine-tune harness
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["module"]
     net_state = {k[len("backbone.net."):]: v for k, v in state.items() if k.startswith("backbone.net.")}
-    fresh = create_backbone("resnet18")
+    fresh = create_backbone(backbone_name(cls))
     fresh.net.load_state_dict(net_state)
     pose = PoseNet(fresh, fresh.feat_dim)
     pose.eval()
