@@ -34,6 +34,20 @@ SYNTH_VERSION = 3
 ACCELERATORS = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-training data sets
+# What each pre-training source holds besides images: 2D keypoints (the synthetic labels,
+# FreiHAND's K @ xyz; YouTube3DHands gives mesh vertices only), sequences of frames to pair in
+# time (the synthetic world's triplets, YouTube3DHands' videos), and the synthetic world itself
+# (the triplets' three views of one hand, its 3D labels), which a real set never stands for.
+SOURCE_HAS = {"synthetic_wild": ("keypoints2d", "sequences", "synthetic_world"),
+              "synthetic_lab": ("keypoints2d", "sequences", "synthetic_world"),
+              "freihand": ("keypoints2d",),
+              "youtube3d": ("sequences",)}
+# What a method input (``methods/base.py`` INPUTS) needs from every source it is drawn from.
+INPUT_NEEDS = {"keypoints2d": "keypoints2d", "similar": "keypoints2d", "clips": "sequences",
+               "triplets": "synthetic_world", "pose3d": "synthetic_world"}
+_NEED_WORDS = {"keypoints2d": "2D keypoints",
+               "sequences": "sequences of frames to pair in time",
+               "synthetic_world": "the synthetic world (its triplets' views and 3D labels)"}
 SEED_MAX = 2 ** 31 - 1                     # seeds go to torch and numpy generators
 
 
@@ -282,3 +296,18 @@ def run_id(cfg: DictConfig | dict) -> str:
     frac = d["finetune"]["label_fraction"]
     tag = f"{name}-{d['backbone']}-{d['budget']}-{d['match']}-lf{frac:g}-s{d['seed']}"
     return f"{tag}-{stable_hash(semantic(d), 10)}"
+
+
+def require_sources(method: str, need: str, sources, why: str = "") -> None:
+    """Refuse, in one line and before any training, pre-training ``sources`` (the config's
+    ``pretrain.sources``) of which one lacks what ``method`` needs (a key of ``SOURCE_HAS``'s
+    values): a method trained on a source without its labels would otherwise train on
+    nothing and still be charged the FLOPs."""
+    from benchmarks.errors import UserError
+
+    for i, src in enumerate(sources):
+        if need not in SOURCE_HAS.get(src.name, ()):
+            having = [name for name, has in SOURCE_HAS.items() if need in has]
+            raise UserError(f"method {method} needs {_NEED_WORDS[need]}{why}, which "
+                            f"pretrain.sources.{i}.name={src.name} does not have; pre-train "
+                            f"it on {' or '.join(having)}")

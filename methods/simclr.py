@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
 from methods.base import Method
-from methods.similarity_weights import check_weighting, require_keypoints
+from benchmarks.config import require_sources
+from methods.similarity_weights import check_weighting
 
 if TYPE_CHECKING:
     import torch
@@ -79,8 +80,9 @@ class SimCLR(Method):
             if not getattr(cfg, key) > 0:
                 raise UserError(f"method.{key} must be > 0 (got {getattr(cfg, key)})")
         check_weighting(cfg)
-        if cfg.weighting != "none":
-            require_keypoints(cls.name, run, f"for method.weighting={cfg.weighting}")
+        if cfg.weighting != "none" and run is not None:
+            require_sources(cls.name, "keypoints2d", run.pretrain.sources,
+                            f" for method.weighting={cfg.weighting}")
 
     def __init__(self, cfg: SimCLRConfig, backbone: nn.Module, feat_dim: int, augmenter=None):
         from lightly.loss import NTXentLoss

@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING
 
 from benchmarks.errors import UserError
 from methods.peclr import PeCLR, PeCLRConfig
-from methods.similarity_weights import require_keypoints
 
 if TYPE_CHECKING:
     import torch
@@ -73,7 +72,6 @@ class SiMHand(PeCLR):
 
     @classmethod
     def settle(cls, cfg: SiMHandConfig, run=None) -> None:
-        require_keypoints(cls.name, run, "to mine similar hands")
         super().settle(cfg, run)
         if not 0 <= cfg.pca_dim <= N_COORDS:
             raise UserError(f"method.pca_dim must be in [0, {N_COORDS}], 0 for no PCA "

@@ -33,8 +33,8 @@ README) weigh with the keypoints mapped into each augmented view, in view pixels
 methods here (the augmenter maps ``batch["uv"]`` with each view's own geometry). Pixels or any
 other unit give the same weights: the formula is invariant to scaling all distances.
 
-A method using these weights needs 2D keypoints from every pre-training source:
-``require_keypoints`` refuses one without them (YouTube3DHands) when the config is composed.
+A method using these weights needs 2D keypoints from every pre-training source: one without
+them (YouTube3DHands) is refused when the config is composed (``benchmarks.config.require_sources``).
 """
 from __future__ import annotations
 
@@ -46,28 +46,12 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 WEIGHTINGS = ("linear", "none")      # SiMHand's linear weights | plain NT-Xent (the ablation)
-# Pre-training sources whose items carry 2D keypoints (``uv``): the synthetic sets' own labels
-# and FreiHAND's (K @ xyz). YouTube3DHands gives mesh vertices only (``uv`` is NaN).
-KEYPOINT_SOURCES = ("synthetic_wild", "synthetic_lab", "freihand")
 
 
 def check_weighting(cfg) -> None:
     if cfg.weighting not in WEIGHTINGS:
         raise UserError(f"method.weighting must be one of: {', '.join(WEIGHTINGS)} "
                         f"(got {cfg.weighting!r})")
-
-
-def require_keypoints(method: str, run, why: str) -> None:
-    """Refuse (one line) a run config ``run`` whose pre-training sources include one without
-    2D keypoints; ``why`` says what needs them. ``run`` None (a method built directly): no
-    sources to check."""
-    if run is None:
-        return
-    for i, src in enumerate(run.pretrain.sources):
-        if src.name not in KEYPOINT_SOURCES:
-            raise UserError(f"method {method} needs 2D keypoints {why}, but pre-training source "
-                            f"pretrain.sources.{i} ({src.name}) has none; use one of: "
-                            f"{', '.join(KEYPOINT_SOURCES)}")
 
 
 def pair_distances(joints1: Tensor, joints2: Tensor) -> Tensor:

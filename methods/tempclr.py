@@ -64,9 +64,6 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-# Pre-training sources with sequences to pair in time (``benchmarks.data.clips.SEQUENCES``
-# holds the same names, with what each stands for).
-SEQUENCE_SOURCES = ("synthetic_lab", "synthetic_wild", "youtube3d")
 COHERENCE = ("batch", "clip", "frame")   # what one augmentation draw covers (see above)
 
 
@@ -110,11 +107,6 @@ class TempCLR(PeCLR):
         if cfg.coherence not in COHERENCE:
             raise UserError(f"method.coherence must be one of: {', '.join(COHERENCE)} "
                             f"(got {cfg.coherence!r})")
-        for i, src in enumerate(run.pretrain.sources if run is not None else ()):
-            if src.name not in SEQUENCE_SOURCES:
-                raise UserError(f"method {cls.name} pairs frames of one sequence close in time, "
-                                f"but pretrain.sources.{i}.name={src.name} has no sequences or "
-                                f"videos; pre-train it on {', '.join(SEQUENCE_SOURCES)}")
 
     def augment_clips(self, clip: Tensor, generator: torch.Generator
                       ) -> tuple[Tensor, dict[str, Tensor]]:

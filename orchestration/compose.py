@@ -107,7 +107,7 @@ def settle(cfg: DictConfig) -> type:
     filled in); returns the method class."""
     import methods
     from benchmarks.backbone_weights import pin_file
-    from benchmarks.config import backbone_family, vit_patch
+    from benchmarks.config import INPUT_NEEDS, backbone_family, require_sources, vit_patch
 
     method = methods.get(cfg.method.name)
     if (family := backbone_family(cfg.backbone)) not in method.backbones:
@@ -119,6 +119,9 @@ def settle(cfg: DictConfig) -> type:
             if (res := OmegaConf.select(cfg, key)) % patch:
                 raise UserError(f"{key}={res} is not a multiple of {cfg.backbone}'s patch size "
                                 f"{patch}: a ViT reads whole patches (try {res // patch * patch or patch})")
+    if method.pretrains:
+        for need in dict.fromkeys(INPUT_NEEDS[i] for i in method.inputs if i in INPUT_NEEDS):
+            require_sources(method.name, need, cfg.pretrain.sources)
     method.settle(cfg.method, cfg)
     if not method.pretrains and (spec := method.init_weights(cfg.method)) is not None:
         pin_file(spec, cfg.method)

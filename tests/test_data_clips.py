@@ -13,7 +13,7 @@ from benchmarks.data.triplets import Triplets
 from benchmarks.data.youtube import YouTube3D
 from benchmarks.errors import UserError
 from data_trees import VIEW_GREY, freihand_tree, triplets_tree, write_image, write_json, youtube_tree
-from methods.tempclr import SEQUENCE_SOURCES
+from benchmarks.config import SOURCE_HAS
 
 RES = 24
 
@@ -143,7 +143,7 @@ def test_videos_with_one_frame_each_give_no_clips_in_one_line(tmp_path):
 
 
 def test_the_sources_with_sequences_are_named_alike_where_compose_checks_them():
-    assert set(SEQUENCE_SOURCES) == set(SEQUENCES)
+    assert set(SEQUENCES) == {name for name, has in SOURCE_HAS.items() if "sequences" in has}
 
 
 @pytest.fixture(scope="module")
@@ -191,5 +191,5 @@ def test_clip_source_refuses_a_source_without_sequences(smoke_cfg, tmp_path):
 
     freihand_tree(tmp_path, n=4, versions=1, frame=32, n_eval=1)
     cfg = _with_sources(smoke_cfg, [{"name": "freihand", "root": str(tmp_path), "weight": 1.0}])
-    with pytest.raises(UserError, match="pretrain.sources.0.name=freihand has no sequences"):
+    with pytest.raises(UserError, match="pretrain.sources.0.name=freihand does not have"):
         clip_source(Data(cfg))

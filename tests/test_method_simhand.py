@@ -139,12 +139,12 @@ def test_weighted_simclr_uses_the_two_views_keypoints():
 
 
 @pytest.mark.parametrize("words,message", [
-    (["--method", "simhand"], "method simhand needs 2D keypoints to mine similar hands, but "
-                              "pre-training source pretrain.sources.0 (youtube3d) has none"),
-    (["--method", "simhand", "method.weighting=none"], "(youtube3d) has none"),
+    (["--method", "simhand"], "method simhand needs 2D keypoints, which "
+                              "pretrain.sources.0.name=youtube3d does not have"),
+    (["--method", "simhand", "method.weighting=none"], "youtube3d does not have"),
     (["--method", "peclr", "method.weighting=linear"],
-     "method peclr needs 2D keypoints for method.weighting=linear, but pre-training source "
-     "pretrain.sources.0 (youtube3d) has none"),
+     "method peclr needs 2D keypoints for method.weighting=linear, which "
+     "pretrain.sources.0.name=youtube3d does not have"),
     (["--method", "simclr", "method.weighting=linear"], "method simclr needs 2D keypoints"),
 ])
 @pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])

@@ -141,8 +141,8 @@ def test_a_source_without_sequences_is_refused_in_one_line(source, tmp_path, cap
                f"pretrain.sources.0.root={tmp_path}", "--results", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert f"method tempclr pairs frames of one sequence close in time, but " \
-           f"pretrain.sources.0.name={source} has no sequences" in err
+    assert f"method tempclr needs sequences of frames to pair in time, which " \
+           f"pretrain.sources.0.name={source} does not have" in err
     assert not (tmp_path / "r").exists()
 
 

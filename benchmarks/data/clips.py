@@ -45,22 +45,15 @@ from torch.utils.data import Dataset
 from benchmarks.batches import TensorSource
 from benchmarks.data.sources import Mixture
 from benchmarks.data.youtube import YouTube3D
+from benchmarks.config import require_sources
 from benchmarks.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# The sources with sequences, and what their clips come from (``methods/tempclr.py`` keeps the
-# same names, without importing torch, for its compose-time check).
+# How each source with sequences (``benchmarks.config.SOURCE_HAS``) gives its clips.
 SEQUENCES = {"synthetic_wild": "triplets", "synthetic_lab": "triplets", "youtube3d": "videos"}
 MIN_IOU = 0.3      # YouTube3DHands: the least vertex-box overlap that links a hand across frames
 TRIPLET_STEPS = 3  # frames of a triplet: left, centre, right
-
-
-def no_sequences(method: str, source: str, where: str) -> UserError:
-    """The one-line refusal of a pre-training source that has no sequences to pair in time."""
-    return UserError(f"method {method} pairs frames of one sequence close in time, but "
-                     f"{where}={source} has no sequences or videos; pre-train it on "
-                     f"{', '.join(sorted(set(SEQUENCES)))}")
 
 
 class TripletClips(TensorSource):
@@ -179,10 +172,9 @@ def clip_source(data) -> TripletClips | VideoClips | ClipMixture:
     window = int(cfg.method.window)
     sets, weights, names = [], [], []
     triplets = None
+    require_sources(cfg.method.name, "sequences", cfg.pretrain.sources)   # as compose does
     for i, src in enumerate(cfg.pretrain.sources):
-        kind = SEQUENCES.get(src.name)
-        if kind is None:
-            raise no_sequences(cfg.method.name, src.name, f"pretrain.sources.{i}.name")
+        kind = SEQUENCES[src.name]
         if kind == "triplets":
             if triplets is None:
                 frames = data._triplet_source("train", cfg.pretrain.res).tensors["triplet"]
