@@ -3,9 +3,10 @@
 Predictions: a JSON file in the official submission format, ``[xyz_list, verts_list]``
 (N x 21 x 3 and N x 778 x 3, metres; both lists one entry per sample, as the official
 ``eval.py`` asserts), or a ``.zip`` CodaLab submission holding that file as ``pred.json``
-(at its top level or in one folder). Only the keypoints are scored; vertices, when present,
-are counted but otherwise ignored. A bare ``xyz_list`` (not wrapped with the vertices) is
-also read, as a convenience: the official script and CodaLab do not accept it.
+(at its top level or in one folder), as ``bench submit`` writes it. Only the keypoints are
+scored; vertices are counted but otherwise ignored. The official script's checks apply: two
+lists, each with one entry per ground-truth sample; a bare ``xyz_list`` (not wrapped with
+the vertices) is refused, as the official script and CodaLab refuse it.
 
 Ground truth: a folder in the FreiHAND layout holding ``evaluation_xyz.json`` (N x 21 x 3,
 metres, camera frame) at its root, next to ``evaluation/`` (the official release, or a
@@ -39,10 +40,10 @@ from benchmarks.checked import as_array, describe, parse_json, read_json
 from benchmarks.errors import UserError
 from benchmarks.store import write_json_atomic
 from eval.metrics import freihand_metrics
+from eval.predictions import PRED_JSON
 
 GT_XYZ = "evaluation_xyz.json"
 EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
-PRED_JSON = "pred.json"   # the file name a CodaLab submission zip holds
 
 
 def _keypoints(data: Any, where: Path | str) -> np.ndarray:
@@ -97,8 +98,8 @@ def read_submission_zip(path: Path) -> tuple[Any, str]:
 
 def load_predictions(path: Path) -> np.ndarray:
     """Keypoints (N, 21, 3) in metres from ``[xyz_list, verts_list]`` (a JSON file, or a zip
-    holding it as ``pred.json``), or from a bare ``xyz_list`` (a convenience the official
-    script does not accept). The two lists of a pair must be equally long, as there."""
+    holding it as ``pred.json``). The two lists must be equally long, as the official script
+    asserts; a bare ``xyz_list`` is refused with one line, as the official script refuses it."""
     path = Path(path)
     data, where = read_submission_zip(path) if _is_zip(path) else (read_json(path), str(path))
     if isinstance(data, list) and len(data) == 2 and _depth(data) == 4:
@@ -111,7 +112,10 @@ def load_predictions(path: Path) -> np.ndarray:
                             f"entries, {len(verts)} verts entries (the official script needs one of "
                             f"each per sample)")
         return _keypoints(xyz, f"{where} (xyz list)")
-    return _keypoints(data, where)
+    xyz = _keypoints(data, where)       # says first what is wrong with its shape, if anything
+    raise UserError(f"{where}: a bare xyz list of {len(xyz)} entries; the official script and "
+                    f"CodaLab need [xyz_list, verts_list] (bench submit writes one from a run; "
+                    f"or wrap it as [xyz_list, verts_list] yourself)")
 
 
 def check_gt_dir(gt_dir: str | os.PathLike) -> Path:
@@ -246,7 +250,7 @@ def main(pred_path: str | os.PathLike, gt_dir: str | os.PathLike, out_path: str 
     """Score ``pred_path`` against the ground truth in ``gt_dir``; print a table; return the metrics.
 
     ``pred_path`` is ``[xyz_list, verts_list]`` as JSON or as ``pred.json`` in a submission
-    zip, or a bare ``xyz_list`` (a convenience: the official script does not accept it).
+    zip (a bare ``xyz_list`` is refused, as the official script refuses it).
     Writes the metrics as JSON to ``out_path`` when given (refused, with one line, when it is
     the prediction file, inside ``gt_dir``, a folder, or an existing file other than an earlier
     metrics JSON). Any problem with the inputs

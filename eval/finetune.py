@@ -50,6 +50,7 @@ class FinetuneResult:
     evals: list
     baselines: dict
     validation: dict | None
+    predictions: dict | None = None     # ids, xyz of the evaluation split (``kept``)
 
 
 @torch.no_grad()
@@ -59,7 +60,8 @@ def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
     ``xyz`` / ``xyz_gt`` (N, 21, 3) metres (the scale-normalised output times the sample's
     scale, as FreiHAND's evaluation provides it), ``uv`` / ``uv_gt`` (N, 21, 2) pixels of the
     network input, ``zrel`` / ``zrel_gt`` (N, 21) and ``z_root`` / ``z_root_gt`` (N,) in bone
-    lengths."""
+    lengths; where the source gives them, ``ids`` (N,) its samples' ids (``image_id``) and
+    ``flipped`` (N,) 1.0 for a hand the loader mirrored."""
     was_training = model.training
     model.eval()
     out: dict[str, list] = {}
@@ -71,10 +73,24 @@ def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
                 "xyz_gt": b["xyz"], "uv": pred["uv_px"], "uv_gt": truth["uv_px"],
                 "zrel": pred["zrel"], "zrel_gt": truth["zrel"],
                 "z_root": pred["z_root"], "z_root_gt": truth["z_root"]}
+        for key, name in (("image_id", "ids"), ("flipped", "flipped")):
+            if key in b:
+                rows[name] = b[key]
         for k, v in rows.items():
             out.setdefault(k, []).append(v.float().cpu())
     model.train(was_training)
     return {k: torch.cat(v).numpy().astype(np.float64) for k, v in out.items()}
+
+
+def kept(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The predictions a run keeps (``eval.predictions``): ids and xyz in metres, a mirrored
+    hand mirrored back (x -> -x) into the frame it was filmed in."""
+    n = len(p["xyz"])
+    xyz = p["xyz"].copy()
+    if "flipped" in p:
+        xyz[p["flipped"] > 0.5, :, 0] *= -1
+    ids = p["ids"].astype(np.int64) if "ids" in p else np.arange(n, dtype=np.int64)
+    return {"ids": ids, "xyz": xyz}
 
 
 def score(p: dict[str, np.ndarray], side: int) -> dict:
@@ -157,7 +173,8 @@ def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=N
                seed=seed, ckpt_dir=ckpt_dir, evaluate=periodic, eval_steps=eval_steps,
                optimizer=ft.optimizer)
     out = engine.fit(ph)
-    metrics = evaluate(model, test, device, res, cfg.engine.num_workers)
+    final = predict(model, test, device, cfg.engine.num_workers)
+    metrics = score(final, res)
     floors = floor_predictions(prep.train_poses)
     baselines = score_floors(floors, poses(test))
     validation = None
@@ -167,4 +184,4 @@ def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=N
     return FinetuneResult(metrics=metrics, steps=steps, flops=steps * prep.step_flops,
                           step_flops=prep.step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,
-                          baselines=baselines, validation=validation)
+                          baselines=baselines, validation=validation, predictions=kept(final))

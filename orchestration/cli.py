@@ -124,10 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
               "Score predictions against FreiHAND's evaluation ground truth with the official "
               "metrics (aligned and unaligned EPE, PCK over 0-50 mm, AUC).",
               ["bench evaluate pred.json --gt /data/FreiHAND --out scores.json"])
-    ev.add_argument("pred", type=Path, help="pred.json ([xyz_list, verts_list], metres; a bare xyz list is also read) or a .zip holding it")
+    ev.add_argument("pred", type=Path, help="pred.json ([xyz_list, verts_list], metres, as bench submit writes it) or a .zip holding it")
     ev.add_argument("--gt", required=True,
                     help="folder with evaluation_xyz.json, evaluation_K.json, evaluation_scale.json")
     ev.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+
+    sm = _sub(sub, "submit", "write a run's leaderboard file from its kept predictions",
+              "Write the leaderboard submission of one ok run from the predictions it kept "
+              "beside its record (FreiHAND's CodaLab pred.json = [xyz_list, verts_list] in a "
+              ".zip). The pose model predicts no mesh: the verts list places each sample's 778 "
+              "vertices on its 21 predicted joints, so mesh scores are meaningless.",
+              ["bench submit results/RUN_ID --out submission.zip"])
+    sm.add_argument("run", type=Path, metavar="RUN_FOLDER", help="<results>/<run_id> of an ok run")
+    sm.add_argument("--out", type=Path, required=True, help="the .zip to write")
 
     data = sub.add_parser("data", help="data set tools", formatter_class=_Help)
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True,
@@ -295,6 +304,13 @@ def cmd_evaluate(args, results: Path) -> int:
     return 0
 
 
+def cmd_submit(args, results: Path) -> int:
+    from eval.predictions import submit
+
+    submit(args.run, args.out)
+    return 0
+
+
 def cmd_data(args, results: Path) -> int:
     from benchmarks.synth import preview, products
 
@@ -349,6 +365,7 @@ def cmd_clean(args, results: Path) -> int:
 WRITES = ("run", "sweep")
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "evaluate": cmd_evaluate,
+            "submit": cmd_submit,
             "data": cmd_data, "methods": cmd_methods, "status": cmd_status,
             "clean": cmd_clean}
 

@@ -29,6 +29,7 @@ from benchmarks.run import Run
 from benchmarks.units import flops_text
 from eval import finetune as ft_phase
 from eval import pretrain as pre_phase
+from eval import predictions
 
 
 class RunFailed(RuntimeError):
@@ -198,6 +199,9 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
         raise RunFailed(failed.error) from err
     record.provenance = provenance.collect(started)
     if engine.fabric.is_global_zero:            # under DDP one record, from rank 0
+        # the predictions first: an ok record always has them beside it
+        predictions.write(results / rid, ft.predictions["ids"], ft.predictions["xyz"],
+                          cfg.data.name, "evaluation")
         write_record(results, record)
         shutil.rmtree(results / rid / "ckpt", ignore_errors=True)   # an ok record needs none
     return record.to_json()

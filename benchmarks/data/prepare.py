@@ -200,7 +200,7 @@ class Data:
         """(fine-tuning subset, evaluation split) with image, K, xyz, scale: in memory when small,
         file-backed (streamed by DataLoader workers) when large."""
         ids, _ = self._split()
-        return self._open_train(ids), self._pick(self._eval)
+        return self._open_train(ids), self._pick(self._eval, ("image_id",))
 
     def validation(self):
         """The held-out training ids (``data.val_fraction``) for choosing recipes, or None.
@@ -236,8 +236,8 @@ class Data:
         small = self.cfg.data.name == "synthetic"
         return self._pick(FreiHAND(self.lab_root, "train", self.cfg.data.res, ids=ids, preload=small))
 
-    def _pick(self, ds):
+    def _pick(self, ds, extra: tuple[str, ...] = ()):
         small = self.cfg.data.name == "synthetic"
-        keys = ("image", "K", "xyz", "scale")
+        keys = ("image", "K", "xyz", "scale", *extra)
         return to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
 
