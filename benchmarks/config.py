@@ -33,6 +33,8 @@ WORLDS = ("capture", "sphere")             # synthetic lab viewpoints: FreiHAND-
 SYNTH_VERSION = 3
 ACCELERATORS = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+# FreiHAND's evaluation labels (evaluation_xyz.json, ...) come in this separate download
+FREIHAND_EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
 SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-training data sets
 # What each pre-training source holds besides images: 2D keypoints (the synthetic labels,
 # FreiHAND's K @ xyz; YouTube3DHands gives mesh vertices only), sequences of frames to pair in

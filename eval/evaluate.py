@@ -37,13 +37,13 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.checked import as_array, describe, parse_json, read_json
+from benchmarks.config import FREIHAND_EVAL_DOWNLOAD as EVAL_DOWNLOAD
 from benchmarks.errors import UserError
 from benchmarks.store import write_json_atomic
 from eval.metrics import freihand_metrics
 from eval.predictions import PRED_JSON
 
 GT_XYZ = "evaluation_xyz.json"
-EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
 
 
 def _keypoints(data: Any, where: Path | str) -> np.ndarray:

@@ -29,7 +29,7 @@ def test_augmented_intrinsics_keep_labels_consistent():
 def test_file_backed_and_in_memory_sources_score_alike(tmp_path):
     root = synthetic("lab", tmp_path, n=8, res=32, seed=1, eval_n=10)
     ds = FreiHAND(root, "eval", 32)
-    mem = to_tensors(ds, ("image", "K", "xyz", "scale"))
+    mem = to_tensors(ds, ("image", "K", "xyz", "scale", "image_id"))   # as Data.labelled keeps it
     torch.manual_seed(0)
     backbone = create_backbone("resnet18")
     model = PoseNet(backbone, backbone.feat_dim)

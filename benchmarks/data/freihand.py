@@ -39,6 +39,8 @@ import numpy as np
 import torch
 
 from benchmarks.data.base import FrameSet
+from benchmarks.data.camera import check_projection, frame_size
+from benchmarks.config import FREIHAND_EVAL_DOWNLOAD as EVAL_DOWNLOAD
 from benchmarks.data.crops import check_margin, hand_crop
 from benchmarks.checked import as_array, read_json, require_list
 from benchmarks.data.files import (check_res, count_numbered, decode, listing, require_dir,
@@ -146,6 +148,10 @@ class FreiHAND(FrameSet):
         self.rgb = require_dir(self.root / prefix / "rgb", "FreiHAND image folder")
 
         files = {k: self.root / f"{prefix}_{k}.json" for k in ("xyz", "K", "scale")}
+        if prefix == "evaluation" and not files["xyz"].is_file():
+            raise UserError(f"{files['xyz']}: no such file: the evaluation labels come in "
+                            f"FreiHAND's separate evaluation download ({EVAL_DOWNLOAD}), not "
+                            f"the main one; unpack it into {self.root}")
         raw = {k: require_list(read_json(p), p) for k, p in files.items()}
         n = same_count({files[k]: len(raw[k]) for k in files})
         if n == 0:
@@ -161,6 +167,10 @@ class FreiHAND(FrameSet):
 
         present = listing(self.rgb)
         n_images = count_numbered(present)
+        if n_images == 0 and (pngs := sum(name.endswith(".png") for name in present)):
+            raise UserError(f"{self.rgb}: holds {_noun(pngs, 'PNG image')} but no %08d.jpg: the "
+                            f"FreiHAND layout names its frames 00000000.jpg, ...; convert them to "
+                            f"JPEG with those names")
         n_versions, source = recorded_versions(self.root, prefix, n, files["xyz"])
         if n_versions is not None and n_images != n * n_versions:
             raise UserError(f"{self.rgb}: holds {_noun(n_images, 'image')} but {source} "
@@ -177,6 +187,9 @@ class FreiHAND(FrameSet):
                                 f"{len(OFFICIAL_VERSIONS)} versions per id")
         self.n_unique, self.n_versions = n, n_versions
         require_files(self.rgb, [f"{i:08d}.jpg" for i in range(n_images)], present)
+        # FreiHAND frames are hand-centred crops: the joints must land in them, around the centre
+        check_projection(self.K, self.xyz, frame_size(self.rgb / "00000000.jpg"), files["K"],
+                         self.rgb, centred=True)
 
         chosen = np.arange(n) if ids is None else np.unique(np.asarray(ids, dtype=np.int64))
         if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= n:
