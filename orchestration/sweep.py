@@ -164,9 +164,11 @@ def _labelled_size(cfg: DictConfig) -> int:
 def data_missing(cfg: DictConfig) -> list[str]:
     """The real data folders of ``cfg`` that are not on this machine (a plan then uses the
     published sizes)."""
-    roots = [] if cfg.data.name == "synthetic" else [cfg.data.root]
-    roots += [src.root for src in cfg.pretrain.sources if not src.name.startswith("synthetic")]
-    return [str(r) for r in roots if _here(r) is None]
+    roots = [] if cfg.data.name == "synthetic" else [("data.root", cfg.data.name, cfg.data.root)]
+    roots += [(f"pretrain.sources.{i}.root", src.name, src.root)
+              for i, src in enumerate(cfg.pretrain.sources) if not src.name.startswith("synthetic")]
+    return [f"{key} ({name}) not set" if not root else f"{key}={root} ({name})"
+            for key, name, root in roots if _here(root) is None]
 
 
 def estimate(run: Run) -> compute.Estimate:
@@ -229,8 +231,9 @@ def describe(plan: Plan, title: str, dry_run: bool) -> None:
                   f" = {_flops(pre + fine)}")
     missing = sorted({root for r in plan.runs for root in data_missing(r.cfg)})
     if missing:
-        console.print(f"data not on this machine ({', '.join(missing)}): the estimate uses the "
-                      f"published sizes (FreiHAND 130,240, YouTube3DHands 47,125 training images)",
+        console.print(f"data not on this machine: {'; '.join(missing)}; the estimate uses the "
+                      f"published size of each set that is missing (FreiHAND 130,240, "
+                      f"YouTube3DHands 47,125 training images) and counts the others",
                       soft_wrap=True)
 
 

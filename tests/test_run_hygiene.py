@@ -177,7 +177,8 @@ def test_a_paper_plan_needs_no_data(tmp_path, capsys):
                  str(tmp_path / "r"), *words])
     out = capsys.readouterr().out
     assert code == 0
-    assert "published sizes" in out and "PFLOP" in out
+    assert "published size of each set that is missing" in out and "PFLOP" in out
+    assert f"data.root={tmp_path}/FreiHAND (freihand)" in " ".join(out.split())
     # 100 epochs over 130,240 + 47,125 images at the paper's batch: the budget is exact
     code = main(["run", "--method", "peclr", "--budget", "100ep", "--results", str(tmp_path / "r"), *words])
     assert code == 2 and "no such directory" in capsys.readouterr().err     # running does need it
