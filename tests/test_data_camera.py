@@ -75,3 +75,22 @@ def test_missing_evaluation_labels_name_the_separate_download(tmp_path):
     (tmp_path / "evaluation_xyz.json").unlink()
     with pytest.raises(UserError, match=r"separate evaluation download \(FreiHAND_pub_v2_eval\.zip\)"):
         FreiHAND(tmp_path, "eval", 32)
+
+
+def test_a_corrupt_frame_of_a_streamed_set_is_found_before_training(tmp_path):
+    freihand_tree(tmp_path, n=6, versions=1)
+    bad = tmp_path / "training" / "rgb" / "00000004.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    ds = FreiHAND(tmp_path, "train", 32)             # streamed: nothing decoded yet
+    with pytest.raises(UserError, match=r"00000004\.jpg: not a readable image .*checked before training"):
+        ds.verify()
+
+
+def test_verification_decodes_a_sample_past_the_headers(tmp_path, monkeypatch):
+    from benchmarks.data import files
+
+    freihand_tree(tmp_path, n=6, versions=1)
+    decoded = []
+    monkeypatch.setattr(files, "decode", lambda p: decoded.append(p.name))
+    files.verify_images(FreiHAND(tmp_path, "train", 32).image_paths(), sample=4)
+    assert len(decoded) == 4 == len(set(decoded))

@@ -38,6 +38,18 @@ class FrameSet(Dataset, ABC):
             self._images = torch.stack([image for image, _ in rendered])
             self._affines = np.stack([affine for _, affine in rendered])
 
+    def image_paths(self) -> list:
+        """Every image file the set reads (for the verification pass before training)."""
+        raise NotImplementedError
+
+    def verify(self, sample: int = 32) -> None:
+        """Read every image's header and decode a sample (``files.verify_images``); a set that
+        is preloaded was decoded whole already."""
+        if not self.preloaded:
+            from benchmarks.data.files import verify_images
+
+            verify_images(sorted(set(self.image_paths())), sample)
+
     @property
     def preloaded(self) -> bool:
         return self._images is not None

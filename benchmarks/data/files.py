@@ -67,6 +67,23 @@ def decode(path: Path) -> torch.Tensor:
     return torch.from_numpy(pixels)
 
 
+def verify_images(paths: list[Path], sample: int = 32, seed: int = 0) -> None:
+    """The cheap pass over a streamed set before training: every file's header is read (a
+    missing, empty or non-image file is found now, not hours into a run) and a seeded sample
+    of ``sample`` files is decoded in full; the first bad file is a one-line UserError."""
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.size
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise UserError(f"{path}: not a readable image ({' '.join(str(err).split())}); "
+                            f"checked before training") from None
+    if paths:
+        rng = np.random.default_rng(seed)
+        for i in rng.choice(len(paths), size=min(sample, len(paths)), replace=False):
+            decode(paths[int(i)])
+
+
 def resample(image: torch.Tensor, res: int) -> torch.Tensor:
     """Resize (..., C, H, W) to (..., C, res, res): bilinear, antialiased, pixel-edge aligned.
 

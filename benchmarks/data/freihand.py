@@ -208,6 +208,9 @@ class FreiHAND(FrameSet):
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    def image_paths(self) -> list[Path]:
+        return [self.rgb / f"{int(i):08d}.jpg" for i in self.image_ids]
+
     def _render(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
         image_id = int(self.image_ids[i])
         frame = decode(self.rgb / f"{image_id:08d}.jpg")

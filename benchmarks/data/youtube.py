@@ -107,6 +107,9 @@ class YouTube3D(FrameSet):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def image_paths(self) -> list[Path]:
+        return list(self.frames)
+
     def _render(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
         frame = decode(self.frames[i])
         x_lo, x_hi, y_lo, y_hi = self.extents[i]
