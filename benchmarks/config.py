@@ -33,6 +33,8 @@ WORLDS = ("capture", "sphere")             # synthetic lab viewpoints: FreiHAND-
 SYNTH_VERSION = 3
 ACCELERATORS = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+# Labelled sets with several official splits (``data.split``): DexYCB's toolkit setups
+DATA_SPLITS = {"dexycb": ("s0", "s1", "s2", "s3")}
 # FreiHAND's evaluation labels (evaluation_xyz.json, ...) come in this separate download
 FREIHAND_EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
 SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-training data sets
@@ -129,7 +131,7 @@ class SourceConfig:
 @dataclass
 class DataConfig:
     """The labelled data set that every method is fine-tuned and evaluated on."""
-    name: str = "synthetic"         # synthetic | freihand
+    name: str = "synthetic"         # synthetic | freihand | dexycb (benchmarks/conf/data)
     root: Optional[str] = None      # freihand: the folder with training/ and evaluation/
     res: int = 64                   # network input size for fine-tuning and evaluation
     n_train: int = 1024             # synthetic: labelled training ids
@@ -139,6 +141,7 @@ class DataConfig:
     world: str = "capture"          # synthetic: viewpoints, capture (FreiHAND-like) | sphere (harder)
     cache: Optional[str] = None     # where generated data sets live ($BENCH_DATA or ~/.cache/handbench)
     val_fraction: float = 0.0       # held-out training ids for model selection (never the eval split)
+    split: Optional[str] = None     # dexycb: the toolkit's setup, s0 | s1 | s2 | s3
 
 
 @dataclass
@@ -265,6 +268,7 @@ def stable_hash(obj: Any, n: int = 12) -> str:
 # existed: committed results (results/) are keyed by them. Any other value counts.
 DROPPED_AT_DEFAULT = {
     "method.weighting": "none",       # simclr, peclr: SiMHand's SimCLR_w / PeCLR_w when "linear"
+    "data.split": None,               # a data set with one official split (FreiHAND, synthetic)
 }
 
 

@@ -112,7 +112,7 @@ def poses(source) -> np.ndarray:
     """Camera-frame 3D labels (N, 21, 3) metres of every item, without decoding images."""
     if isinstance(source, B.TensorSource):
         return source.tensors["xyz"].double().numpy()
-    return source.xyz[source.image_ids % source.n_unique].astype(np.float64)
+    return source.poses()
 
 
 @dataclass

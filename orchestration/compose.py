@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmarks.config import (ACCELERATORS, BACKBONES, CONF_DIR, LOGGERS, MATCHES, OPTIMIZERS,
                                POSE_HEADS, PRECISIONS, PROFILES, ROOT_MODES, SEED_MAX, SOURCES,
-                               WORLDS, RunConfig, check_augment)
+                               WORLDS, DATA_SPLITS, RunConfig, check_augment)
 from benchmarks.errors import UserError, one_line
 from benchmarks.run import Run
 
@@ -209,6 +209,13 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
                         f"synthetic one: add data=freihand to fine-tune and evaluate on that folder")
     if cfg.data.name != "synthetic" and need_data:
         _check_root("data.root", cfg.data.root)
+    setups = DATA_SPLITS.get(cfg.data.name)
+    if setups is None and cfg.data.split is not None:
+        raise UserError(f"data.split={cfg.data.split} is set but data={cfg.data.name} has one "
+                        f"official split; data.split is for {', '.join(DATA_SPLITS)}")
+    if setups is not None and cfg.data.split not in setups:
+        raise UserError(f"data.split must be one of: {', '.join(setups)} for data="
+                        f"{cfg.data.name} (got {cfg.data.split!r})")
     if not cfg.pretrain.sources:
         raise UserError("pretrain.sources is empty: name at least one pre-training data set")
     for i, src in enumerate(cfg.pretrain.sources):

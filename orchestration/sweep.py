@@ -36,6 +36,7 @@ from benchmarks.backbone import create_backbone
 from benchmarks.data import open_source
 from benchmarks.data.freihand import split_sizes
 from benchmarks.data.sources import PUBLISHED_SIZES
+from benchmarks.errors import UserError
 from benchmarks.flops import image_flops
 from benchmarks.run import Run
 from benchmarks.units import flops_text
@@ -155,7 +156,14 @@ def _labelled_size(cfg: DictConfig) -> int:
     if cfg.data.name == "synthetic":
         n = int(cfg.data.n_train)
     elif (root := _here(cfg.data.root)) is None:
+        if cfg.data.name not in PUBLISHED_SIZES:
+            raise UserError(f"data={cfg.data.name}: a plan counts its training split on this "
+                            f"machine (no published size is kept); set data.root to its folder")
         n = PUBLISHED_SIZES[cfg.data.name]
+    elif cfg.data.name == "dexycb":
+        from benchmarks.data.dexycb import frame_count
+
+        n = frame_count(root, cfg.data.split, "train")
     else:
         n = _training_images(root)
     return split_sizes(n, cfg.data.val_fraction, cfg.finetune.label_fraction)[0]
@@ -315,7 +323,6 @@ def multirun(words: list[str], results: Path, dry_run: bool = False, wait: bool 
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from benchmarks.errors import UserError
     from orchestration import compose
 
     parser = OverridesParser.create()

@@ -108,7 +108,8 @@ def test_items_have_freihand_keys_and_a_consistent_K(tree):
     root, _ = tree
     data = DexYCB(root, "train", res=96)
     for item in data:
-        assert set(item) == KEYS
+        assert set(item) == KEYS | {"flipped"}          # FreiHAND's, and the mirror flag
+        assert item["flipped"] == float(data.flipped[data.label_ids.tolist().index(int(item["label_id"]))])
         assert item["image"].shape == (3, 96, 96) and item["image"].dtype == torch.uint8
         for key, shape in (("K", (3, 3)), ("xyz", (21, 3)), ("uv", (21, 2)), ("scale", ())):
             assert item[key].shape == shape and item[key].dtype == torch.float32

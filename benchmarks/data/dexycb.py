@@ -67,6 +67,7 @@ import torch
 import yaml
 
 from benchmarks.data.base import FrameSet
+from benchmarks.data.camera import check_projection
 from benchmarks.data.crops import MARGIN, check_margin, crop, hand_box
 from benchmarks.data.files import check_res, decode, listing, require_dir
 from benchmarks.data.freihand import project
@@ -190,6 +191,23 @@ def read_joints(path: Path) -> np.ndarray:
     return joints
 
 
+def frame_count(root: Path, setup: str, split: str) -> int:
+    """Frames of a split from its ``meta.yml`` files alone (frames without a hand included):
+    what a plan counts before the label files are read."""
+    subjects, serials, keep = split_rule(setup, split)
+    n = 0
+    for s in subjects:
+        folder = root / SUBJECTS[s]
+        if not folder.is_dir():
+            continue
+        names = sorted(x for x in os.listdir(folder) if (folder / x).is_dir())
+        for i, name in enumerate(names):
+            if keep(i):
+                n_frames, listed, _ = read_meta(folder / name / "meta.yml")
+                n += n_frames * sum(SERIALS[c] in listed for c in serials)
+    return n
+
+
 def _read_camera(cam: Path, n_frames: int) -> np.ndarray:
     """(n_frames, 21, 3) joint_3d of one camera folder of a sequence."""
     joints = [read_joints(cam / f"labels_{f:06d}.npz") for f in range(n_frames)]
@@ -298,6 +316,8 @@ class DexYCB(FrameSet):
         self.serial_K = np.full((len(SERIALS), 3, 3), np.nan)
         for c in used:
             self.serial_K[c] = read_intrinsics(intr / f"{SERIALS[c]}_{W}x{H}.yml")
+        check_projection(self.serial_K[index["serial"]], index["xyz"].astype(np.float64), (W, H),
+                         intr, self.root)
         self._seq, self._serial, self._frame = index["seq"], index["serial"], index["frame"]
         self._toolkit = index["toolkit"]
         self.frame_xyz = index["xyz"]
@@ -313,6 +333,30 @@ class DexYCB(FrameSet):
         self.toolkit_ids = self._toolkit[chosen]
         self._sample_ids: list[str] | None = None
         self._load(preload)
+
+    def with_ids(self, ids: Sequence[int], preload: bool = False) -> "DexYCB":
+        """The same split restricted to sample indices ``ids`` (the index is not read again)."""
+        import copy
+
+        chosen = np.unique(np.asarray(ids, dtype=np.int64))
+        if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= self.n_unique:
+            raise UserError(f"DexYCB ids must be a non-empty subset of [0, {self.n_unique}) "
+                            f"({self.setup} {self.split} under {self.root}), got {chosen.size} ids")
+        out = copy.copy(self)
+        out.label_ids, out.flipped, out.toolkit_ids = chosen, self._left[chosen], self._toolkit[chosen]
+        out._sample_ids, out._images, out._affines = None, None, None
+        out._load(preload)
+        return out
+
+    def poses(self) -> np.ndarray:
+        """(len, 21, 3) float64 camera-frame joints of every item as the items give them
+        (left hands mirrored), without decoding images."""
+        xyz = self.frame_xyz[self.label_ids].astype(np.float64)
+        xyz[self.flipped, :, 0] *= -1
+        return xyz
+
+    def image_paths(self) -> list[Path]:
+        return [self.root / self._rel(int(j)) for j in self.label_ids]
 
     @property
     def frame_K(self) -> np.ndarray:
@@ -377,4 +421,5 @@ class DexYCB(FrameSet):
             "scale": torch.tensor(np.linalg.norm(xyz[9] - xyz[10]), dtype=torch.float32),
             "label_id": torch.tensor(j, dtype=torch.int64),
             "image_id": torch.tensor(j, dtype=torch.int64),
+            "flipped": torch.tensor(float(self._left[j])),
         }

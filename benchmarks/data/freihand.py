@@ -208,6 +208,10 @@ class FreiHAND(FrameSet):
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    def poses(self) -> np.ndarray:
+        """(len, 21, 3) float64 camera-frame joints of every item, without decoding images."""
+        return self.xyz[self.image_ids % self.n_unique].astype(np.float64)
+
     def image_paths(self) -> list[Path]:
         return [self.rgb / f"{int(i):08d}.jpg" for i in self.image_ids]
 

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset, default_collate
 
 from benchmarks.batches import TensorSource
-from benchmarks.data import FreiHAND, Mixture, Triplets, Wild, open_source, split_ids
+from benchmarks.data import Mixture, Triplets, Wild, open_source, split_ids
+from benchmarks.data.sets import official_validation, open_labelled, subset
 from benchmarks.errors import UserError
 from benchmarks.locks import file_lock
 
@@ -99,13 +100,16 @@ class Data:
                                       world=d.world)
         else:
             self.lab_root = Path(os.path.expanduser(d.root))
-        self._train_all = FreiHAND(self.lab_root, "train", d.res, preload=False)
-        self._eval = FreiHAND(self.lab_root, "eval", d.res, preload=d.name == "synthetic")
+        self._train_all = open_labelled(cfg, self.lab_root, "train")
+        self._eval = open_labelled(cfg, self.lab_root, "eval", preload=d.name == "synthetic")
+        self._val_split = (open_labelled(cfg, self.lab_root, "val")
+                           if official_validation(d.name) and d.val_fraction > 0 else None)
         self._check_labelled()
         self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
         # streamed sets: every header and a decoded sample, before anything trains (about
         # 10 s for FreiHAND's 130,240 frames); preloaded sets were decoded whole already
-        for ds in ((self._train_all, self._eval) if d.name != "synthetic" else ()) + tuple(self.sources):
+        real = (self._train_all, self._eval, *([self._val_split] if self._val_split else []))
+        for ds in (real if d.name != "synthetic" else ()) + tuple(self.sources):
             ds.verify()
         self._mixture = Mixture(self.sources, [s.weight for s in cfg.pretrain.sources],
                                 seed=cfg.data.world_seed)
@@ -204,11 +208,13 @@ class Data:
         """(fine-tuning subset, evaluation split) with image, K, xyz, scale: in memory when small,
         file-backed (streamed by DataLoader workers) when large."""
         ids, _ = self._split()
-        return self._open_train(ids), self._pick(self._eval, ("image_id",))
+        return self._open_train(ids), self._pick(self._eval, ("image_id", "flipped"))
 
     def validation(self):
         """The held-out training ids (``data.val_fraction``) for choosing recipes, or None.
         They never depend on the label fraction and never overlap the fine-tuning subset."""
+        if self._val_split is not None:            # an official validation split
+            return self._pick(self._val_split)
         _, val = self._split()
         return self._open_train(val) if val else None
 
@@ -216,8 +222,10 @@ class Data:
         """What fine-tuning uses: labelled ids and images, held-out validation ids and images."""
         ids, val = self._split()
         k = self._train_all.n_versions
+        n_val = len(self._val_split) if self._val_split is not None else len(val) * k
         return {"ids": len(ids), "images": len(ids) * k,
-                "validation_ids": len(val), "validation_images": len(val) * k}
+                "validation_ids": len(self._val_split) if self._val_split is not None else len(val),
+                "validation_images": n_val}
 
     def _check_labelled(self) -> None:
         """A label fraction that leaves fewer images than one fine-tuning batch is refused."""
@@ -233,12 +241,12 @@ class Data:
     def _split(self) -> tuple[list[int], list[int]]:
         cfg = self.cfg
         seed = self.finetune_seed
-        return split_ids(self._train_all.n_unique, cfg.data.val_fraction,
-                         cfg.finetune.label_fraction, seed)
+        carved = 0.0 if official_validation(cfg.data.name) else cfg.data.val_fraction
+        return split_ids(self._train_all.n_unique, carved, cfg.finetune.label_fraction, seed)
 
     def _open_train(self, ids: list[int]):
         small = self.cfg.data.name == "synthetic"
-        return self._pick(FreiHAND(self.lab_root, "train", self.cfg.data.res, ids=ids, preload=small))
+        return self._pick(subset(self._train_all, ids, preload=small))
 
     def _pick(self, ds, extra: tuple[str, ...] = ()):
         small = self.cfg.data.name == "synthetic"
