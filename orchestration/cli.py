@@ -157,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preview", type=Path, metavar="FILE.png",
                        help="write a grid of samples with keypoints drawn instead")
 
+    chk = _sub(dsub, "check", "validate a real data set's root before a long job",
+               "Open every split the suite reads (layout, counts, labels, intrinsics against the "
+               "frames), read every image header and decode a sample, print the counts per split "
+               "and the joints' projection check, and write a contact sheet with the keypoints "
+               "drawn, to see that joint order and left-hand flips are right.",
+               ["bench data check data=freihand data.root=/data/FreiHAND",
+                "bench data check data=dexycb data.root=/data/dex-ycb data.split=s1 --sheet s1.png"])
+    chk.add_argument("--sheet", type=Path, default=None,
+                     help="the contact sheet PNG (default: data-check-<data>.png here)")
+    chk.add_argument("overrides", nargs="*", metavar="key=value")
+
     _sub(sub, "methods", "list the registered methods",
          "The registry: each method's name, what it does, its citation, the inputs it needs and "
          "its backbone passes per sample.", ["bench methods"])
@@ -312,6 +323,13 @@ def cmd_submit(args, results: Path) -> int:
 
 
 def cmd_data(args, results: Path) -> int:
+    if args.data_command == "check":
+        from benchmarks.data.check import check
+        from orchestration import compose
+
+        cfg = compose.load(list(args.overrides))
+        check(cfg, args.sheet or Path(f"data-check-{cfg.data.name}.png"))
+        return 0
     from benchmarks.synth import preview, products
 
     if args.preview and args.out is not None:

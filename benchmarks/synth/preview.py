@@ -24,7 +24,7 @@ def _digit(joint: int) -> int:
     return (joint - 1) // 4
 
 
-def _annotate(tile: Image.Image, uv: list[list[float]]) -> Image.Image:
+def annotate(tile: Image.Image, uv: list[list[float]]) -> Image.Image:
     overlay = Image.new("RGBA", tile.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     width = max(1, tile.width // 96)
@@ -65,7 +65,7 @@ def preview(path: Path, res: int = 128, seed: int = 0, n: int = 24, world: str =
                 image = Image.fromarray(out.images[i].permute(1, 2, 0).numpy())
                 pair = Image.new("RGB", (2 * res, res))
                 pair.paste(image, (0, 0))
-                pair.paste(_annotate(image, out.uv[i].tolist()), (res, 0))
+                pair.paste(annotate(image, out.uv[i].tolist()), (res, 0))
                 tiles.append(pair)
                 captions.append((GESTURES[int(idx[i])], BACKGROUNDS[int(sc.background.kind[i])]))
     rows = math.ceil(n / COLUMNS)
