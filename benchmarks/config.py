@@ -192,9 +192,19 @@ class EngineConfig:
 
 
 @dataclass
+class AlsoConfig:
+    """Another labelled set the fine-tuned model is scored on, without training on it."""
+    name: str = MISSING             # freihand | dexycb (a data set of benchmarks/conf/data)
+    root: Optional[str] = None      # its folder
+    split: Optional[str] = None     # dexycb: the toolkit's setup (default s0)
+
+
+@dataclass
 class EvalConfig:
     probes: bool = False            # gesture / viewpoint probes on frozen pre-trained features
     probe_epochs: int = 100
+    # cross-dataset evaluation: e.g. eval.also=[{name: dexycb, root: /data/dex-ycb}]
+    also: list[AlsoConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -269,6 +279,7 @@ def stable_hash(obj: Any, n: int = 12) -> str:
 DROPPED_AT_DEFAULT = {
     "method.weighting": "none",       # simclr, peclr: SiMHand's SimCLR_w / PeCLR_w when "linear"
     "data.split": None,               # a data set with one official split (FreiHAND, synthetic)
+    "eval.also": [],                  # no cross-dataset evaluation
 }
 
 

@@ -58,6 +58,9 @@ PROBE_PREFIX = "probe_"
 # its value at the start and the end, the method's chance level, and the collapse
 # indicators a method logs (``COLLAPSE_LOGS``), at the end.
 PRETEXT_PREFIX = "pretext_"
+# Row columns of cross-dataset evaluation (``Record.transfer``): ``transfer_<set>_pa_epe_mm``
+# and its floor ``transfer_<set>_floor_pa_epe_mm``.
+TRANSFER_PREFIX = "transfer_"
 COLLAPSE_LOGS = ("embedding_std", "teacher_entropy")
 TEXT_FIELDS: tuple[str, ...] = ("run_id", "method", "backbone", "data", "budget", "match", "profile")
 EVAL_FIELDS: tuple[str, ...] = ("step", "images", "pa_epe_mm", "epe_mm")
@@ -137,7 +140,7 @@ class Compute:
 
 # The record's keys in file order; ``validation`` only where a validation split was scored.
 OPTIONAL_SECTIONS = ("metrics", "baselines", "probes", "labelled", "validation", "compute",
-                     "pretraining", "curves", "provenance")
+                     "pretraining", "transfer", "curves", "provenance")
 
 
 @dataclass
@@ -168,6 +171,9 @@ class Record:
     # "end"} (start and end: the loss and the method's logged scalars); None when nothing
     # was pre-trained here or its source has no held-out frames
     pretraining: dict[str, Any] | None = None
+    # cross-dataset evaluation (eval.also): {set: {pa_epe_mm, pa_auc, epe_mm, auc, n,
+    # baselines}} scored without training on the set; None without eval.also
+    transfer: dict[str, Any] | None = None
     curves: dict[str, Any] | None = None       # train (pre-training), eval, finetune
     provenance: dict[str, Any] | None = None
     schema: int = SCHEMA
@@ -233,7 +239,7 @@ _RECORD_TYPES: dict[str, str] = {
     "backbone": "str", "data": "str", "budget": "str", "match": "str", "label_fraction": "float",
     "seed": "int", "profile": "str", "config": "dict", "metrics": "dict", "baselines": "dict",
     "probes": "dict", "labelled": "dict", "validation": "dict", "compute": "dict",
-    "pretraining": "dict", "curves": "dict", "provenance": "dict"}
+    "pretraining": "dict", "transfer": "dict", "curves": "dict", "provenance": "dict"}
 _REQUIRED = ("schema", "run_id", "method", "backbone", "data", "budget", "match",
              "label_fraction", "seed", "profile", "config")
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "dict": "an object",
@@ -384,6 +390,21 @@ def _pretext(record: dict[str, Any], row: dict[str, Any]) -> None:
     for name in COLLAPSE_LOGS:
         if isinstance(block.get("end"), dict) and name in block["end"]:
             row[f"{PRETEXT_PREFIX}{name}"] = _number(record, f"pretraining.end.{name}")
+
+
+def _transfer(record: dict[str, Any], row: dict[str, Any]) -> None:
+    """The ``transfer`` block's PA-EPE and floor per scored set as ``transfer_*`` columns."""
+    block = record.get("transfer")
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        raise Invalid("transfer is not an object")
+    for name in sorted(block):
+        if not isinstance(name, str) or not name or "." in name:
+            raise Invalid(f"transfer holds a set named {_said(name)}")
+        row[f"{TRANSFER_PREFIX}{name}_pa_epe_mm"] = _number(record, f"transfer.{name}.pa_epe_mm", 0.0)
+        row[f"{TRANSFER_PREFIX}{name}_floor_pa_epe_mm"] = _number(
+            record, f"transfer.{name}.baselines.canonical_hand.pa_epe_mm", 0.0)
 
 
 def _number(record: dict[str, Any], dotted: str, minimum: float | None = None) -> float:
@@ -559,6 +580,7 @@ def table_row(record: dict[str, Any], run: str
         if probes[name] is not None:                # a probe that was not run
             row[PROBE_PREFIX + name] = _number(record, f"probes.{name}")
     _pretext(record, row)
+    _transfer(record, row)
     curves = record.get("curves") or {}
     points = (curves.get("eval") or []) if isinstance(curves, dict) else None
     if not isinstance(points, list):

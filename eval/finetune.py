@@ -185,3 +185,22 @@ def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=N
                           step_flops=prep.step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,
                           baselines=baselines, validation=validation, predictions=kept(final))
+
+
+TRANSFER_KEYS = ("pa_epe_mm", "pa_auc", "epe_mm", "auc", "n")
+
+
+def transfer(prep: Finetuning, others: dict, engine: Engine) -> dict | None:
+    """Cross-dataset evaluation (``eval.also``): the fine-tuned model scored on each other
+    set's scored split, beside the no-image floors of the fine-tuning labels on the same
+    samples; None when there is none."""
+    if not others:
+        return None
+    cfg = prep.cfg
+    floors = floor_predictions(prep.train_poses)
+    out = {}
+    for name, source in others.items():
+        m = evaluate(prep.model, source, engine.device, cfg.data.res, cfg.engine.num_workers)
+        out[name] = {**{k: m[k] for k in TRANSFER_KEYS},
+                     "baselines": score_floors(floors, poses(source))}
+    return out

@@ -209,6 +209,23 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
                         f"synthetic one: add data=freihand to fine-tune and evaluate on that folder")
     if cfg.data.name != "synthetic" and need_data:
         _check_root("data.root", cfg.data.root)
+    real_sets = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml") if p.stem != "synthetic")
+    for i, also in enumerate(cfg.eval.also):
+        if also.name not in real_sets:
+            raise UserError(f"eval.also.{i}.name={also.name!r}: choose a real data set: "
+                            f"{', '.join(real_sets)}")
+        if also.name == cfg.data.name and also.root == cfg.data.root:
+            raise UserError(f"eval.also.{i} is the data set fine-tuned on; its scores are the "
+                            f"record's metrics already")
+        if need_data:
+            _check_root(f"eval.also.{i}.root ({also.name})", also.root)
+        also_setups = DATA_SPLITS.get(also.name)
+        if also_setups is None and also.split is not None:
+            raise UserError(f"eval.also.{i}.split={also.split} is set but {also.name} has one "
+                            f"official split")
+        if also_setups is not None and (also.split or also_setups[0]) not in also_setups:
+            raise UserError(f"eval.also.{i}.split must be one of: {', '.join(also_setups)} "
+                            f"(got {also.split!r})")
     setups = DATA_SPLITS.get(cfg.data.name)
     if setups is None and cfg.data.split is not None:
         raise UserError(f"data.split={cfg.data.split} is set but data={cfg.data.name} has one "

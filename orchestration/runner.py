@@ -182,6 +182,7 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
             external_pretrain=run.method.external(cfg.method),
             wall_s=time.perf_counter() - t0, device=engine.describe())
         record.pretraining = pre.heldout if pre else None
+        record.transfer = ft_phase.transfer(ft_prep, data.others, engine)
         record.curves = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
                          "finetune": ft.curve}
     except (Preempted, KeyboardInterrupt):

@@ -114,6 +114,10 @@ def example_record(method: str, seed: int, pa_epe_mm: float, *, epe_mm: float | 
             record["pretraining"] = {"objective": "loss", "images": 256, "chance": 4.84,
                                      "start": {"loss": 4.8 + 0.01 * seed, "embedding_std": 0.9},
                                      "end": {"loss": 3.5 + 0.05 * seed, "embedding_std": 0.7}}
+        if record["label_fraction"] == 1.0 and record["match"] == "pretrain":   # eval.also
+            floor = {"canonical_hand": {"pa_epe_mm": 19.0, "pa_auc": 0.2, "epe_mm": 60.0, "auc": 0.05}}
+            record["transfer"] = {"dexycb": {"pa_epe_mm": pa_epe_mm + 6.0, "pa_auc": 0.5,
+                                             "epe_mm": 50.0, "auc": 0.1, "n": 4, "baselines": floor}}
     return record
 
 

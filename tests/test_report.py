@@ -36,7 +36,7 @@ PA_EPE = {
 }
 GESTURE_ACC = [0.7, 0.8, 0.9]                              # simclr, full labels, match=pretrain
 TABLES = ("table1_main", "table2_label_efficiency", "table3_protocols", "table4_probes", "table5_per_joint",
-          "table6_pretraining")
+          "table6_pretraining", "table7_transfer")
 FIGURES = ("fig1_pa_epe", "fig2_pck", "fig3_label_efficiency", "fig4_convergence", "fig5_compute",
            "fig6_pretraining")
 

@@ -177,7 +177,8 @@ def test_what_has_no_data_is_skipped_with_a_line_in_the_index(tmp_path):
         line = next(line for line in index.splitlines() if line.startswith(f"- **{title}**"))
         assert "skipped" in line and reason in line
     assert sorted(p.name for p in (out / "tables").iterdir()) == sorted(
-        f"{stem}.{ext}" for stem in ("table1_main", "table5_per_joint", "table6_pretraining")
+        f"{stem}.{ext}" for stem in ("table1_main", "table5_per_joint", "table6_pretraining",
+                                     "table7_transfer")
         for ext in ("md", "csv", "tex"))
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
         f"{stem}.{ext}" for stem in ("fig1_pa_epe", "fig2_pck", "fig5_compute", "fig6_pretraining")
@@ -189,7 +190,7 @@ def test_only_failed_records_still_give_an_index(tmp_path):
     write_record(tmp_path / "runs", failed_record("peclr", 0, "RuntimeError: loss is NaN"))
     index = build_report(tmp_path / "runs", tmp_path / "report").read_text()
     assert "0 in the tables, 1 failed" in index and "RuntimeError: loss is NaN" in index
-    assert index.count("skipped, no successful record") == 12
+    assert index.count("skipped, no successful record") == 13
 
 
 def test_user_errors_leave_files_alone(tmp_path):

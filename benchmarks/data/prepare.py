@@ -108,6 +108,7 @@ class Data:
         self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
         # streamed sets: every header and a decoded sample, before anything trains (about
         # 10 s for FreiHAND's 130,240 frames); preloaded sets were decoded whole already
+        self.others = self._open_others()    # eval.also: opened and checked before training
         real = (self._train_all, self._eval, *([self._val_split] if self._val_split else []))
         for ds in (real if d.name != "synthetic" else ()) + tuple(self.sources):
             ds.verify()
@@ -217,6 +218,19 @@ class Data:
             return self._pick(self._val_split)
         _, val = self._split()
         return self._open_train(val) if val else None
+
+    def _open_others(self) -> dict[str, object]:
+        """The scored split of every ``eval.also`` set by name (cross-dataset evaluation),
+        checked like the run's own (headers read and a sample decoded when streamed)."""
+        from benchmarks.data.sets import open_other
+
+        out = {}
+        for also in self.cfg.eval.also:
+            ds = open_other(self.cfg, also)
+            ds.verify()
+            out[also.name if also.name not in out else f"{also.name}{len(out)}"] = \
+                self._pick(ds, ("image_id", "flipped"))
+        return out
 
     def labelled_counts(self) -> dict[str, int]:
         """What fine-tuning uses: labelled ids and images, held-out validation ids and images."""

@@ -14,6 +14,7 @@ hand-centred crops and are seen whole.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from benchmarks.data.dexycb import DexYCB
@@ -43,3 +44,13 @@ def subset(ds, ids, preload: bool = False):
     if isinstance(ds, DexYCB):
         return ds.with_ids(ids, preload)
     return FreiHAND(ds.root, "train", ds.res, ids=ids, preload=preload)
+
+
+def open_other(cfg, also, preload: bool = False):
+    """The scored split of ``also`` (an ``eval.also`` entry), at the run's input size."""
+    from omegaconf import OmegaConf
+
+    other = OmegaConf.merge(cfg, {"data": {"name": also.name, "root": also.root,
+                                           "split": also.split or ("s0" if also.name == "dexycb"
+                                                                   else None)}})
+    return open_labelled(other, Path(os.path.expanduser(also.root)), "eval", preload=preload)

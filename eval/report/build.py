@@ -100,6 +100,10 @@ TABLES = (
          "Each pre-training's own loss on frames it never saw, at its start and end, beside its "
          "chance level and collapse indicators.",
          lambda g, r: tables.pretraining_table(g)),
+    Item("table7_transfer", "Table 7: generalisation to other data sets",
+         "Each fine-tuned model scored on the other data sets of eval.also, without training "
+         "on them, beside each set's floor.",
+         lambda g, r: tables.transfer_table(g)),
 )
 FIGURES = (
     Item("fig1_pa_epe", "Figure 1: PA-EPE per method",

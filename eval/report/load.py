@@ -33,7 +33,8 @@ import pandas as pd
 
 from benchmarks.errors import UserError
 from benchmarks.record import (DEFAULT_HEAD, DIAGNOSTICS, EVAL_FIELDS, FLOORS, JOINTS, METRICS,  # noqa: F401
-                               OPTIONAL, PRETEXT_PREFIX, PROBE_PREFIX, RECORD, Checked, check)
+                               OPTIONAL, PRETEXT_PREFIX, PROBE_PREFIX, RECORD, TRANSFER_PREFIX,
+                               Checked, check)
 from eval.report.groups import GROUP_KEYS
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.stats
 
 from eval.report.groups import BASELINES, GROUP_KEYS
-from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PRETEXT_PREFIX, PROBE_PREFIX
+from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PRETEXT_PREFIX, PROBE_PREFIX, TRANSFER_PREFIX
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -134,7 +134,8 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     (``floor_pa_epe_mm_mean``, ``floor_pa_auc_mean``, ``floor_epe_mm_mean``,
     ``one_point_pa_epe_mm_mean``) and the mean and std of the 2D scores (``epe_2d_px``,
     ``epe_2d_frac``, ``auc_2d``), over the runs that have them (NaN where none has);
-    for each probe and pre-training objective column (``probe_*``, ``pretext_*``)
+    for each probe, pre-training objective and cross-dataset column (``probe_*``,
+    ``pretext_*``, ``transfer_*``)
     ``<p>_mean``, ``<p>_std``, ``<p>_n``; the mean curves
     ``pck_mean`` and ``pa_pck_mean`` on the thresholds ``pck_thresholds_mm`` (the first
     run's; curves on other thresholds are interpolated); and ``per_joint_pa_epe_mm_mean`` /
@@ -143,7 +144,7 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values(["seed", "run"], kind="stable").reset_index(drop=True)
     grouped = table.groupby(list(GROUP_KEYS), sort=False)
     codes = grouped.ngroup().to_numpy()
-    probes = [c for c in table.columns if c.startswith((PROBE_PREFIX, PRETEXT_PREFIX))]
+    probes = [c for c in table.columns if c.startswith((PROBE_PREFIX, PRETEXT_PREFIX, TRANSFER_PREFIX))]
     means = grouped[[*METRICS, "pretrain_flops", "finetune_flops", "total_flops", "wall_s",
                      *FLOORS, *DIAGNOSTICS, *probes]].mean()
     stds = grouped[[*METRICS, *DIAGNOSTICS, *probes]].std(ddof=1)

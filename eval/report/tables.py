@@ -25,7 +25,7 @@ from benchmarks.units import flops_text
 from eval.report.groups import (BASELINES, FLOOR, SETTING_KEYS, NothingToShow, at_full_labels, describe,
                                 fraction_label, match_order, not_below_floor, setting_line, sort_groups,
                                 varying)
-from eval.report.load import JOINTS, METRICS, PROBE_PREFIX
+from eval.report.load import JOINTS, METRICS, PROBE_PREFIX, TRANSFER_PREFIX
 from eval.report.stats import ALPHA, CONFIDENCE, POWER, holm
 
 MISSING = "–"
@@ -380,6 +380,35 @@ def pretraining_table(groups: pd.DataFrame) -> Table:
              "not learn its task at this budget: its fine-tuned score then measures a warm start, "
              "not the method.")
     return Table(shown, _data(held, columns), setting_line(held), notes, len(keys) + 1)
+
+
+def transfer_table(groups: pd.DataFrame) -> Table:
+    """Table 7: generalisation: each group (fine-tuned on its ``data``, a row) scored on the
+    other sets of ``eval.also`` (columns) without training on them, beside each set's floor."""
+    sets = sorted(c[len(TRANSFER_PREFIX):-len("_pa_epe_mm_mean")] for c in groups.columns
+                  if c.startswith(TRANSFER_PREFIX) and c.endswith("_pa_epe_mm_mean")
+                  and not c.endswith("_floor_pa_epe_mm_mean"))
+    if not sets:
+        raise NothingToShow("no record was scored on another data set (eval.also)")
+    scored = groups[groups[[f"{TRANSFER_PREFIX}{x}_pa_epe_mm_n" for x in sets]].sum(axis=1) > 0]
+    scored = sort_groups(scored)
+    keys = sorted(set(varying(scored)) | {"data"}, key=list(HEADERS).index)
+    shown = _labels(scored, keys)
+    shown = shown.rename(columns={HEADERS["data"]: "fine-tuned on"})
+    columns = ["n", "seeds"]
+    for x in sets:
+        col, floor = f"{TRANSFER_PREFIX}{x}_pa_epe_mm", f"{TRANSFER_PREFIX}{x}_floor_pa_epe_mm"
+        shown[f"{x} PA-EPE mm"] = [MISSING if not np.isfinite(m) else mean_std(m, sd, 2)
+                                   if np.isfinite(sd) else _num(m, 2)
+                                   for m, sd in zip(scored[f"{col}_mean"], scored[f"{col}_std"])]
+        shown[f"{x} floor"] = [MISSING if not np.isfinite(m) else _num(m, 2)
+                               for m in scored[f"{floor}_mean"]]
+        columns += [f"{col}_{k}" for k in ("mean", "std", "n")] + [f"{floor}_mean"]
+    notes = (STATS_NOTE, "Rows: the set fine-tuned on; columns: the set scored on, without "
+             "training on it (eval.also), its scored split in full. Floor: the constant canonical "
+             "hand of the fine-tuning labels, scored on the same samples; a score near its floor "
+             "did not transfer.")
+    return Table(shown, _data(scored, columns), setting_line(scored), notes, len(keys) + 1)
 
 
 def markdown(table: Table) -> str:
