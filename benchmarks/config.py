@@ -37,7 +37,8 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 DATA_SPLITS = {"dexycb": ("s0", "s1", "s2", "s3")}
 # FreiHAND's evaluation labels (evaluation_xyz.json, ...) come in this separate download
 FREIHAND_EVAL_DOWNLOAD = "FreiHAND_pub_v2_eval.zip"
-SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-training data sets
+SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d",   # pre-training data sets
+           "ego4d", "100doh", "folder")
 # What each pre-training source holds besides images: 2D keypoints (the synthetic labels,
 # FreiHAND's K @ xyz; YouTube3DHands gives mesh vertices only), sequences of frames to pair in
 # time (the synthetic world's triplets, YouTube3DHands' videos), and the synthetic world itself
@@ -45,7 +46,10 @@ SOURCES = ("synthetic_wild", "synthetic_lab", "freihand", "youtube3d")   # pre-t
 SOURCE_HAS = {"synthetic_wild": ("keypoints2d", "sequences", "synthetic_world"),
               "synthetic_lab": ("keypoints2d", "sequences", "synthetic_world"),
               "freihand": ("keypoints2d",),
-              "youtube3d": ("sequences",)}
+              "youtube3d": ("sequences",),
+              "ego4d": ("keypoints2d",),         # SiMHand's Hand100M pseudo-labels
+              "100doh": ("keypoints2d",),
+              "folder": ()}                      # a user's frames and boxes: images only
 # What a method input (``methods/base.py`` INPUTS) needs from every source it is drawn from.
 INPUT_NEEDS = {"keypoints2d": "keypoints2d", "similar": "keypoints2d", "clips": "sequences",
                "triplets": "synthetic_world", "pose3d": "synthetic_world"}
@@ -122,10 +126,12 @@ class FinetuneAugmentConfig(AugmentConfig):
 @dataclass
 class SourceConfig:
     """One pre-training data set; sources are drawn with probability proportional to weight."""
-    name: str = "synthetic_wild"    # synthetic_wild | synthetic_lab | freihand | youtube3d
+    name: str = "synthetic_wild"    # synthetic_wild | synthetic_lab | freihand | youtube3d |
+    #                                 ego4d | 100doh (SiMHand's Hand100M files) | folder
     root: Optional[str] = None      # real data: the data set folder
     weight: float = 1.0
     n: int = 2048                   # synthetic only: how many images to generate
+    scale: Optional[str] = None     # ego4d, 100doh: which Hand100M file (50k, 1m, ...) when several
 
 
 @dataclass
@@ -280,19 +286,23 @@ DROPPED_AT_DEFAULT = {
     "method.weighting": "none",       # simclr, peclr: SiMHand's SimCLR_w / PeCLR_w when "linear"
     "data.split": None,               # a data set with one official split (FreiHAND, synthetic)
     "eval.also": [],                  # no cross-dataset evaluation
+    "pretrain.sources.*.scale": None,  # a source with one annotation file
 }
 
 
 def drop_defaults(d: dict) -> dict:
     """``d`` (a plain config dict, changed in place) without the ``DROPPED_AT_DEFAULT`` keys
-    that hold their default."""
+    that hold their default (``*`` in a key: each element of a list)."""
     for dotted, default in DROPPED_AT_DEFAULT.items():
         *parents, last = dotted.split(".")
-        node = d
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict) and last in node and node[last] == default:
-            del node[last]
+        nodes = [d]
+        for p in parents:                       # "*": every element of a list
+            nodes = [x for n in nodes for x in
+                     ((n if isinstance(n, list) else []) if p == "*" else
+                      ([n[p]] if isinstance(n, dict) and p in n else []))]
+        for node in nodes:
+            if isinstance(node, dict) and last in node and node[last] == default:
+                del node[last]
     return d
 
 

@@ -10,6 +10,8 @@ id was computed from.
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -33,9 +35,9 @@ def pretrain_key(cfg: DictConfig | dict) -> str:
     generator's version, precision, accelerator and the number of devices, since DDP changes
     the batch statistics and the gathered contrast set), nothing that only fine-tuning reads."""
     d = to_container(cfg)
-    method = drop_defaults({"method": dict(d["method"])})["method"]   # as in the run id
-    keep = {"method": method, "backbone": d["backbone"], "budget": d["budget"],
-            "seed": d["seed"], "pretrain": d["pretrain"],
+    trimmed = drop_defaults(json.loads(json.dumps({"method": d["method"], "pretrain": d["pretrain"]})))
+    keep = {"method": trimmed["method"], "backbone": d["backbone"], "budget": d["budget"],   # as in the run id
+            "seed": d["seed"], "pretrain": trimmed["pretrain"],
             "data": {k: d["data"][k] for k in ("name", "world_seed", "world", "n_triplets", "root")},
             "synth_version": SYNTH_VERSION,
             "precision": d["engine"]["precision"], "accelerator": d["engine"]["accelerator"]}

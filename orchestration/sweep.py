@@ -133,16 +133,19 @@ def _pretrain_size(cfg: DictConfig) -> int:
         if src.name.startswith("synthetic"):
             n += int(src.n)
         elif (root := _here(src.root)) is None:
+            if src.name not in PUBLISHED_SIZES:
+                raise UserError(f"pretrain.sources ({src.name}): a plan counts this source on "
+                                f"this machine (no published size is kept); set its root")
             n += PUBLISHED_SIZES[src.name]
         else:
-            n += _source_size(src.name, root, cfg.pretrain.res)
+            n += _source_size(src.name, root, cfg.pretrain.res, src.scale)
     return n
 
 
 @functools.lru_cache(maxsize=None)
-def _source_size(name: str, root: Path, res: int) -> int:
+def _source_size(name: str, root: Path, res: int, scale: str | None = None) -> int:
     """Images of a real pre-training source on this machine (counted once per plan, not per run)."""
-    return len(open_source(name, root, res))
+    return len(open_source(name, root, res, scale=scale))
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,6 +20,10 @@ Where the keypoints come from, and what a sequence is:
 - ``freihand``: the labels projected (``K @ xyz``). FreiHAND publishes no video or subject
   labels; its versions of one id (green screen, homogenised, sample, auto) are one capture,
   so a sequence is one id.
+- ``ego4d`` and ``100doh``: the released Hand100M pseudo-labels (as SiMHand mines), a
+  sequence being one video (the frame's folder; ``benchmarks.data.hand100m``). The released
+  files also hold SiMHand's own mined partners; they are not used: pairs are mined here as
+  for every source.
 - ``youtube3d`` has no 2D keypoints (``benchmarks.data.youtube``) and is refused (methods
   refuse it earlier, when the config is composed). Its sequence would be its video.
 
@@ -102,6 +106,8 @@ def source_keypoints(ds: Dataset, name: str, i: int) -> tuple[np.ndarray, np.nda
         return project(ds.K[ids], ds.xyz[ids]), ids.astype(np.int64)
     if isinstance(ds, Wild):
         return ds.uv, np.arange(len(ds), dtype=np.int64)
+    if hasattr(ds, "mining_keypoints"):            # Hand100M: pseudo-labels, video ids
+        return ds.mining_keypoints()
     raise UserError(f"similar-hand mining needs 2D keypoints, but pre-training source "
                     f"pretrain.sources.{i} ({name}) has none: use synthetic_wild, "
                     f"synthetic_lab or freihand")

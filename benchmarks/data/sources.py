@@ -41,12 +41,14 @@ PUBLISHED_SIZES = {"freihand": 130_240, "youtube3d": 47_125}
 
 
 def open_source(name: str, root: str | Path, res: int, margin: float = MARGIN,
-                preload: bool = False) -> Dataset:
+                preload: bool = False, scale: str | None = None) -> Dataset:
     """The pre-training data set called ``name`` (see ``SOURCES``) read from ``root``.
 
     ``synthetic_lab`` and ``freihand`` are FreiHAND-layout training splits cropped around
     their ground-truth keypoints; ``synthetic_wild`` is ``Wild``; ``youtube3d`` is the
-    YouTube3DHands training split.
+    YouTube3DHands training split; ``ego4d`` and ``100doh`` are SiMHand's Hand100M annotation
+    files over extracted frames (``scale`` picks the file); ``folder`` is a user's frames with a
+    JSON of boxes (``benchmarks.data.folder``).
     """
     if name in ("synthetic_lab", "freihand"):
         return FreiHAND(root, "train", res, crop_margin=margin, preload=preload)
@@ -54,6 +56,14 @@ def open_source(name: str, root: str | Path, res: int, margin: float = MARGIN,
         return Wild(root, res, margin=margin, preload=preload)
     if name == "youtube3d":
         return YouTube3D(root, "train", res, margin=margin, preload=preload)
+    if name in ("ego4d", "100doh"):
+        from benchmarks.data.hand100m import Hand100M
+
+        return Hand100M(root, name, res, margin=margin, preload=preload, scale=scale)
+    if name == "folder":
+        from benchmarks.data.folder import FolderSource
+
+        return FolderSource(root, res, margin=margin, preload=preload)
     raise UserError(f"unknown pre-training source {name!r}; choose from {', '.join(SOURCES)}")
 
 
