@@ -138,7 +138,7 @@ def _pretrain_size(cfg: DictConfig) -> int:
                                 f"this machine (no published size is kept); set its root")
             n += PUBLISHED_SIZES[src.name]
         else:
-            n += _source_size(src.name, root, cfg.pretrain.res, src.scale)
+            n += _source_size(src.name, root, cfg.pretrain.res, src.get("scale"))
     return n
 
 

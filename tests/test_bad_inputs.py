@@ -74,7 +74,7 @@ def test_a_dry_run_plans_a_slurm_sweep_without_sbatch(tmp_path, capsys, monkeypa
 def test_evaluate_warns_when_predictions_look_like_millimetres(tmp_path, capsys):
     gt = np.random.default_rng(0).normal(0, 0.05, (4, 21, 3)) + [0, 0, 0.6]
     (tmp_path / "evaluation_xyz.json").write_text(json.dumps(gt.tolist()))
-    (tmp_path / "pred.json").write_text(json.dumps((gt * 1000).tolist()))
+    (tmp_path / "pred.json").write_text(json.dumps([(gt * 1000).tolist(), np.zeros((4, 778, 3)).tolist()]))
     code = main(["evaluate", str(tmp_path / "pred.json"), "--gt", str(tmp_path)])
     out = capsys.readouterr()
     assert code == 0

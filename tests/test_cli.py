@@ -6,7 +6,7 @@ import pytest
 
 from orchestration.cli import main
 
-SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "data", "methods", "status", "clean"]
+SUBCOMMANDS = ["run", "sweep", "report", "evaluate", "submit", "data", "methods", "status", "clean"]
 
 
 def bench(*args, **kw):
@@ -14,13 +14,13 @@ def bench(*args, **kw):
                           text=True, timeout=120, **kw)
 
 
-@pytest.mark.parametrize("sub", SUBCOMMANDS + ["data synth"])
+@pytest.mark.parametrize("sub", SUBCOMMANDS + ["data synth", "data check"])
 def test_help(sub):
     out = bench(*sub.split(), "--help")
     assert out.returncode == 0 and f"usage: bench {sub}" in out.stdout
     if sub == "data":
-        assert "synth" in out.stdout
-    elif sub in ("evaluate", "methods", "data synth"):          # they keep no records
+        assert "synth" in out.stdout and "check" in out.stdout
+    elif sub in ("evaluate", "submit", "methods", "data synth", "data check"):   # they keep no records
         assert "--results" not in out.stdout and "examples:" in out.stdout
     else:
         assert "--results" in out.stdout and "examples:" in out.stdout

@@ -7,8 +7,8 @@ pasting them would (so variables, quoting and line continuations are bash's), an
 - ``bench run`` and ``bench sweep`` are dry runs: they compose and validate the config, plan,
   and print the run ids and the compute, but train nothing (training is what the rest of the
   suite tests);
-- the real data sets' paths (``/data/FreiHAND``, ``/data/yt3d``) point at miniature trees in
-  the official layouts, and ``/tmp/`` at the scratch folder;
+- the real data sets' paths (``/data/FreiHAND``, ``/data/yt3d``, ``/data/dex-ycb``) point at
+  miniature trees in the official layouts, and ``/tmp/`` at the scratch folder;
 - the site launcher preset ``mycluster`` is the shipped example it is copied from.
 
 ``make demo`` runs for real (into the scratch folder); ``make test`` is what CI runs. The
@@ -26,6 +26,7 @@ from orchestration.cli import main
 from benchmarks.record import write_record
 from example_records import example_record
 from tests.data_trees import freihand_tree, youtube_tree
+from tests.dexycb_fixture import write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -76,6 +77,7 @@ def _script(tmp: Path, calls: Path) -> str:
             command = re.sub(r"(?<![\w/])/tmp/", f"{tmp}/scratch-", command)
             command = (command.replace("/data/FreiHAND", str(tmp / "FreiHAND"))
                        .replace("/data/yt3d", str(tmp / "yt3d"))
+                       .replace("/data/dex-ycb", str(tmp / "dex-ycb"))
                        .replace("launcher=mycluster", "launcher=slurm_gpu"))
             lines.append(command)
     return "\n".join(lines) + "\n"
@@ -86,6 +88,7 @@ def test_readme_bash_blocks_run_as_written(tmp_path, data_cache, monkeypatch, ca
     the suite instead of one per command), ``run`` and ``sweep`` as dry runs."""
     freihand_tree(tmp_path / "FreiHAND", n=640)    # 10 % of the ids fill one batch of the paper profile
     youtube_tree(tmp_path / "yt3d")
+    write_tree(tmp_path / "dex-ycb", subjects=(0, 1, 2, 3), n_seq=10, n_frames=6)   # >= one paper batch
     work = tmp_path / "work"
     (work / "results").mkdir(parents=True)
     (work / "sweeps").symlink_to(ROOT / "sweeps")

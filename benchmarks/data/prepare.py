@@ -124,7 +124,7 @@ class Data:
         else:
             root = Path(os.path.expanduser(src.root))
         small = src.name.startswith("synthetic")
-        return open_source(src.name, root, res, preload=small, scale=src.scale)
+        return open_source(src.name, root, res, preload=small, scale=src.get("scale"))
 
     def pretrain_size(self) -> int:
         """N of the pre-training set, the unit of ``ep`` budgets."""

@@ -343,6 +343,16 @@ def _objective(method: str) -> str:
     return methods.get(method).objective if method in methods.names() else "loss"
 
 
+def _change(start: float, end: float) -> str:
+    """A relative change where both ends are positive (a loss), else the difference (BYOL's
+    negative cosine runs from 0 towards -1, where a ratio means nothing)."""
+    if not (np.isfinite(start) and np.isfinite(end)):
+        return MISSING
+    if start > 0 and end > 0:
+        return f"{100 * (end / start - 1):+.0f} %"
+    return f"{end - start:+.3f}"
+
+
 def pretraining_table(groups: pd.DataFrame) -> Table:
     """Table 6: each pre-training's own objective on held-out frames, before its first step
     and after its last, beside its chance level and collapse indicators: whether it learned
@@ -366,8 +376,8 @@ def pretraining_table(groups: pd.DataFrame) -> Table:
         shown[title] = [MISSING if not np.isfinite(m) else mean_std(m, s, 3) if np.isfinite(s)
                         else _num(m, 3) for m, s in zip(held[f"{col}_mean"], held[f"{col}_std"])]
         columns += [f"{col}_{x}" for x in ("mean", "std", "n")]
-    change = 100 * (held[f"{PRETEXT}end_mean"] / held[f"{PRETEXT}start_mean"] - 1)
-    shown["change"] = [MISSING if not np.isfinite(c) else f"{c:+.0f} %" for c in change]
+    shown["change"] = [_change(a, b) for a, b in zip(held[f"{PRETEXT}start_mean"],
+                                                      held[f"{PRETEXT}end_mean"])]
     notes = ("Each method's own objective (the loss, or for DINO the cross-entropy less the "
              "teacher's entropy) on held-out frames the pre-training never saw (synthetic frames "
              "of another world seed, the triplets' test split), with the same views at both "
@@ -376,7 +386,8 @@ def pretraining_table(groups: pd.DataFrame) -> Table:
              "method states one. Embedding std: the per-dimension std of the L2-normalised "
              "projections × √dim (about 1 when spread, 0 when collapsed; Chen and He 2021). "
              "Teacher entropy: of DINO's mean teacher output, log(K) when uniform, 0 when one-hot.",
-             "A loss that does not fall, or ends at its chance level, means the pre-training did "
+             "Change: relative where both ends are positive, else the difference. A loss that does "
+             "not fall, or ends at its chance level, means the pre-training did "
              "not learn its task at this budget: its fine-tuned score then measures a warm start, "
              "not the method.")
     return Table(shown, _data(held, columns), setting_line(held), notes, len(keys) + 1)
