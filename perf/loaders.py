@@ -5,7 +5,9 @@ one thread over frames written at the data set's own size (FreiHAND 224 x 224 wh
 resized; DexYCB 640 x 480 frames cropped around the hand; YouTube3DHands-like 640 x 360
 frames cropped), against the two faster JPEG decoders a loader could use: PIL's draft mode
 (the DCT scaled by 1/2, 1/4 or 1/8 while decoding, when the crop is to be shrunk at least 2x)
-and ``torchvision.io.decode_jpeg``. Rates are per CPU second of this process (one thread, so
+and ``torchvision.io.decode_jpeg``, which ``benchmarks.data.files.decode`` uses for JPEGs
+since this measurement (1.4-1.8x PIL; draft mode gains nothing, as no crop here is shrunk 2x
+or more). Rates are per CPU second of this process (one thread, so
 a dedicated core's rate; other processes do not disturb it), best of ``--repeats``,
 interleaved so that drift hits every variant alike; the ratios are printed side by side.
 
@@ -48,8 +50,13 @@ def box_of(w: int, h: int, side: float, i: int) -> np.ndarray:
     return np.array([[cx - s / 3, cy - s / 3], [cx + s / 3, cy + s / 3]])
 
 
+def pil_decode(path: Path) -> torch.Tensor:
+    with Image.open(path) as img:
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(img.convert("RGB")).transpose(2, 0, 1)))
+
+
 def pil_item(path: Path, points: np.ndarray | None, res: int) -> torch.Tensor:
-    frame = decode(path)
+    frame = pil_decode(path)
     return (resize(frame, res) if points is None else crop(frame, hand_box(points), res))[0]
 
 
@@ -70,9 +77,7 @@ def draft_item(path: Path, points: np.ndarray | None, res: int) -> torch.Tensor:
 
 
 def tv_item(path: Path, points: np.ndarray | None, res: int) -> torch.Tensor:
-    from torchvision.io import decode_jpeg, read_file
-
-    frame = decode_jpeg(read_file(str(path)))
+    frame = decode(path)             # the suite's decoder: torchvision.io for JPEGs
     return (resize(frame, res) if points is None else crop(frame, hand_box(points), res))[0]
 
 
