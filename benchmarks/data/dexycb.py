@@ -68,9 +68,10 @@ import yaml
 
 from benchmarks.data.base import FrameSet
 from benchmarks.data.camera import check_projection
-from benchmarks.data.crops import MARGIN, check_margin, crop, hand_box
+from benchmarks.data.crops import MARGIN, check_margin
 from benchmarks.data.files import check_res, decode, listing, require_dir
 from benchmarks.data.freihand import project
+from benchmarks.data.mirror import hand_item, mirrored_crop, mirrored_poses
 from benchmarks.errors import UserError, one_line
 
 SUBJECTS = ("20200709-subject-01", "20200813-subject-02", "20200820-subject-03",
@@ -351,9 +352,7 @@ class DexYCB(FrameSet):
     def poses(self) -> np.ndarray:
         """(len, 21, 3) float64 camera-frame joints of every item as the items give them
         (left hands mirrored), without decoding images."""
-        xyz = self.frame_xyz[self.label_ids].astype(np.float64)
-        xyz[self.flipped, :, 0] *= -1
-        return xyz
+        return mirrored_poses(self.frame_xyz[self.label_ids], self.flipped)
 
     def image_paths(self) -> list[Path]:
         return [self.root / self._rel(int(j)) for j in self.label_ids]
@@ -400,26 +399,9 @@ class DexYCB(FrameSet):
             raise UserError(f"{path}: is {frame.shape[-1]} x {frame.shape[-2]}, but the "
                             f"DexYCB intrinsics ({W}x{H}.yml) are for {W} x {H}")
         uv = project(self.serial_K[self._serial[j]], self.frame_xyz[j].astype(np.float64))
-        flip = np.eye(3)
-        if self._left[j]:
-            frame = frame.flip(-1)
-            uv[:, 0] = W - uv[:, 0]
-            flip = np.array([[-1.0, 0.0, W], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        image, affine = crop(frame, hand_box(uv, self.margin), self.res)
-        return image, affine @ flip
+        return mirrored_crop(frame, uv, bool(self._left[j]), self.margin, self.res)
 
     def _item(self, i: int, image: torch.Tensor, affine: np.ndarray) -> dict[str, torch.Tensor]:
         j = int(self.label_ids[i])
-        mirror = np.diag([-1.0 if self._left[j] else 1.0, 1.0, 1.0])
-        K = affine @ self.serial_K[self._serial[j]] @ mirror      # cx -> W - cx when flipped
-        xyz = self.frame_xyz[j].astype(np.float64) @ mirror
-        return {
-            "image": image,
-            "K": torch.from_numpy(K).float(),
-            "xyz": torch.from_numpy(xyz).float(),
-            "uv": torch.from_numpy(project(K, xyz)).float(),
-            "scale": torch.tensor(np.linalg.norm(xyz[9] - xyz[10]), dtype=torch.float32),
-            "label_id": torch.tensor(j, dtype=torch.int64),
-            "image_id": torch.tensor(j, dtype=torch.int64),
-            "flipped": torch.tensor(float(self._left[j])),
-        }
+        return hand_item(image, affine, self.serial_K[self._serial[j]], self.frame_xyz[j],
+                         bool(self._left[j]), j)
