@@ -204,3 +204,14 @@ def transfer(prep: Finetuning, others: dict, engine: Engine) -> dict | None:
         out[name] = {**{k: m[k] for k in TRANSFER_KEYS},
                      "baselines": score_floors(floors, poses(source))}
     return out
+
+
+def leaderboard(prep: Finetuning, source, reader, engine: Engine) -> dict | None:
+    """Predictions of the fine-tuned model on the set's label-free leaderboard split (HO-3D's
+    evaluation split): each frame's line in its list (``toolkit_ids``), xyz in metres, and the
+    list's length; None where the set has none."""
+    if source is None:
+        return None
+    p = kept(predict(prep.model, source, engine.device, prep.cfg.engine.num_workers))
+    return {"ids": reader.toolkit_ids[p["ids"]], "xyz": p["xyz"],
+            "lines": int(reader.n_unique + reader.n_skipped)}

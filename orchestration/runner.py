@@ -183,6 +183,7 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
             wall_s=time.perf_counter() - t0, device=engine.describe())
         record.pretraining = pre.heldout if pre else None
         record.transfer = ft_phase.transfer(ft_prep, data.others, engine)
+        board = ft_phase.leaderboard(ft_prep, data.leaderboard, data.leaderboard_set, engine)
         record.curves = {"train": (pre.curve or []) if pre else [], "eval": ft.evals,
                          "finetune": ft.curve}
     except (Preempted, KeyboardInterrupt):
@@ -202,7 +203,10 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
     if engine.fabric.is_global_zero:            # under DDP one record, from rank 0
         # the predictions first: an ok record always has them beside it
         predictions.write(results / rid, ft.predictions["ids"], ft.predictions["xyz"],
-                          cfg.data.name, "evaluation")
+                          cfg.data.name, predictions.scored_split(cfg.data.name))
+        if board is not None:                   # the label-free split, for the leaderboard
+            predictions.write(results / rid, board["ids"], board["xyz"], cfg.data.name,
+                              "evaluation", name=predictions.LEADERBOARD, lines=board["lines"])
         write_record(results, record)
         shutil.rmtree(results / rid / "ckpt", ignore_errors=True)   # an ok record needs none
     return record.to_json()

@@ -17,10 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.data.camera import outside_fraction
-from benchmarks.data.sets import DEXYCB_SPLITS, FREIHAND_SPLITS, open_labelled
+from benchmarks.data.sets import DEXYCB_SPLITS, FREIHAND_SPLITS, leaderboard_split, open_labelled
 from benchmarks.errors import UserError
 from benchmarks.synth.preview import annotate
 
+HO3D_NAMES = {"train": "train (fine-tuned part)", "val": "train-val", "eval": "train-heldout"}
 SHEET_ITEMS = 12
 SHEET_RES = 128
 COLUMNS = 4
@@ -30,11 +31,11 @@ def check(cfg, sheet: Path, say=print) -> dict[str, int]:
     """Validate ``cfg.data`` (a real set with ``data.root``); returns samples per split."""
     d = cfg.data
     if d.name == "synthetic":
-        raise UserError("bench data check reads a real data set: give data=freihand or "
-                        "data=dexycb and data.root=DIR")
+        raise UserError("bench data check reads a real data set: give data=freihand, "
+                        "data=dexycb or data=ho3d and data.root=DIR")
     sheet = _sheet_path(sheet)
     root = Path(os.path.expanduser(d.root))
-    splits = DEXYCB_SPLITS if d.name == "dexycb" else FREIHAND_SPLITS
+    splits = {"dexycb": DEXYCB_SPLITS, "ho3d": HO3D_NAMES}.get(d.name, FREIHAND_SPLITS)
     counts = {}
     opened = {}
     for which, official in splits.items():
@@ -47,16 +48,21 @@ def check(cfg, sheet: Path, say=print) -> dict[str, int]:
         inside = 1.0 - _outside(ds)
         say(f"{d.name} {official}: {len(ds)} samples{images}{extra}; "
             f"{100 * inside:.1f} % of joints project inside their frames")
+    board = leaderboard_split(cfg)
+    if board is not None:
+        board.verify()
+        counts["evaluation"] = len(board)
+        extra = f", {board.skipped_reason}" if board.n_skipped else ""
+        say(f"{d.name} evaluation (no public labels: predicted for the leaderboard): "
+            f"{len(board)} samples{extra}")
     _contact_sheet(opened["train"], sheet, d.name)
     say(f"contact sheet: {sheet}")
     return counts
 
 
 def _outside(ds) -> float:
-    if hasattr(ds, "frame_K"):                       # DexYCB: per-sample frame intrinsics
-        from benchmarks.data.dexycb import H, W
-
-        return outside_fraction(ds.frame_K, ds.frame_xyz.astype(np.float64), (W, H))
+    if hasattr(ds, "projection_inside"):             # full-frame sets: per-sample intrinsics
+        return 1.0 - ds.projection_inside()
     from benchmarks.data.camera import frame_size
 
     size = frame_size(ds.rgb / "00000000.jpg")

@@ -5,6 +5,12 @@ opens each, and which of its official splits are trained on, held out and scored
 |---|---|---|---|---|
 | synthetic, freihand | ``FreiHAND`` | ``training/`` | seeded ids carved from training | ``evaluation/`` |
 | dexycb | ``DexYCB`` (setup ``data.split``) | the setup's train split | the setup's official val split | its test split |
+| ho3d | ``HO3D`` (v3) | ``train.txt`` less the parts below | every 5th train sequence from the 4th (i % 5 == 3) | "train-heldout": every 5th from the 5th (i % 5 == 4) |
+
+HO-3D's evaluation split has no public 3D labels: it is not scored here but predicted for the
+leaderboard (``leaderboard_split``), and a run's local scores are those of "train-heldout",
+whole sequences of ``train.txt`` (i: a sequence's index among the sorted names) that are never
+fine-tuned on, since neighbouring frames of one video are near-copies.
 
 DexYCB's frames come 30 a second from 8 cameras, so ids carved from its train split would put
 near-copies of a frame on both sides; its official val split (other sequences) is used instead,
@@ -14,24 +20,64 @@ hand-centred crops and are seen whole.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.data.dexycb import DexYCB
 from benchmarks.data.freihand import FreiHAND
+from benchmarks.data.ho3d import HO3D
+from benchmarks.errors import UserError
 
 FREIHAND_SPLITS = {"train": "train", "eval": "eval"}
 DEXYCB_SPLITS = {"train": "train", "val": "val", "eval": "test"}
 
 
+HO3D_PARTS = {"eval": 4, "val": 3}     # train sequences i % 5 == this (see the table)
+
+
 def official_validation(name: str) -> bool:
-    """Whether the set's validation is an official split rather than carved training ids."""
-    return name == "dexycb"
+    """Whether the set's validation is a fixed split rather than carved training ids."""
+    return name in ("dexycb", "ho3d")
+
+
+@functools.lru_cache(maxsize=1)
+def _ho3d_train(root: str, res: int) -> HO3D:
+    """HO-3D's whole train split (its meta files are read once per process)."""
+    return HO3D(root, "train", res)
+
+
+def _ho3d_part(cfg, root: Path, which: str, preload: bool) -> HO3D:
+    full = _ho3d_train(str(root), cfg.data.res)
+    names = sorted(full.sequences)
+    rank = np.array([names.index(s) % 5 for s in full.sample_sequences()])
+    if which in HO3D_PARTS:
+        keep = rank == HO3D_PARTS[which]
+    else:
+        keep = rank != HO3D_PARTS["eval"]
+        if cfg.data.val_fraction > 0:
+            keep &= rank != HO3D_PARTS["val"]
+    if not keep.any():
+        raise UserError(f"HO-3D root {root}: train.txt's {len(names)} sequences leave no "
+                        f"'{which}' part (every 5th sequence is held out)")
+    return full.part(np.flatnonzero(keep), preload)
+
+
+def leaderboard_split(cfg):
+    """The label-free split a run predicts for the set's leaderboard (HO-3D's evaluation
+    split), or None."""
+    if cfg.data.name != "ho3d":
+        return None
+    return HO3D(Path(os.path.expanduser(cfg.data.root)), "evaluation", cfg.data.res)
 
 
 def open_labelled(cfg, root: Path, which: str, ids=None, preload: bool = False):
     """The ``which`` ("train", "val", "eval") split of the labelled set ``cfg.data.name``."""
     d = cfg.data
+    if d.name == "ho3d":
+        return _ho3d_part(cfg, root, which, preload)
     if d.name == "dexycb":
         return DexYCB(root, DEXYCB_SPLITS[which], d.res, ids=ids, preload=preload,
                       setup=d.split or "s0")
@@ -41,7 +87,7 @@ def open_labelled(cfg, root: Path, which: str, ids=None, preload: bool = False):
 def subset(ds, ids, preload: bool = False):
     """The items ``ids`` of an opened training split, without reading its labels again where
     the reader can (DexYCB's index costs minutes on the full set)."""
-    if isinstance(ds, DexYCB):
+    if isinstance(ds, (DexYCB, HO3D)):
         return ds.with_ids(ids, preload)
     return FreiHAND(ds.root, "train", ds.res, ids=ids, preload=preload)
 
