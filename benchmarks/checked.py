@@ -171,3 +171,13 @@ def require_list(data: Any, path: Path) -> list:
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list, got {type(data).__name__}")
     return data
+
+
+def require_entries(data: dict, key: str, fields: tuple[str, ...], path: Path) -> list[dict]:
+    """``data[key]``, a JSON list of objects that each hold ``fields`` (a COCO-style
+    ``images`` or ``annotations`` list), else a UserError naming the file and the entry."""
+    entries = require_list(data.get(key), path)
+    for j, entry in enumerate(entries):
+        if not isinstance(entry, dict) or any(f not in entry for f in fields):
+            raise UserError(f"{path}: {key}[{j}] must be an object with keys {', '.join(fields)}")
+    return entries

@@ -161,6 +161,6 @@ def test_malformed_files_are_one_line_errors_naming_the_file(tmp_path, text, say
 def test_an_unreadable_frame_is_named(tmp_path):
     write_folder(tmp_path)
     (tmp_path / FRAMES[2][0]).write_bytes(b"not an image")
-    with pytest.raises(UserError, match="not a readable image") as err:
+    with pytest.raises(UserError, match="cannot read the image header") as err:
         FolderSource(tmp_path)
     assert str(tmp_path / FRAMES[2][0]) in str(err.value)

@@ -33,24 +33,16 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from benchmarks.checked import as_array, describe, read_json, require_list
 from benchmarks.data.base import FrameSet
+from benchmarks.data.camera import frame_size
 from benchmarks.data.crops import MARGIN, check_margin, crop, hand_box
 from benchmarks.data.files import check_res, decode, require_dir
 from benchmarks.errors import UserError
 
 log = logging.getLogger(__name__)
 FILE = "boxes.json"
-
-
-def _size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
 
 
 def _frame(entry, j: int, path: Path) -> tuple[str, np.ndarray, str | None, list[bool]]:
@@ -115,7 +107,7 @@ class FolderSource(FrameSet):
             if not frame.is_file():
                 missing.add(file)
                 continue
-            w, h = _size(frame)
+            w, h = frame_size(frame)
             video = video if video is not None else PurePosixPath(file).parent.as_posix()
             seq = seen.setdefault(video, len(seen))
             if seq == len(self.videos):

@@ -50,10 +50,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from benchmarks.checked import as_array, describe, parse_json, read_json, require_list
+from benchmarks.checked import as_array, describe, parse_json, read_json, require_entries
 from benchmarks.data.base import FrameSet
+from benchmarks.data.camera import frame_size
 from benchmarks.data.crops import MARGIN, apply_affine, check_margin, crop, hand_box
 from benchmarks.data.files import check_res, decode, require_dir
 from benchmarks.errors import UserError
@@ -100,14 +100,6 @@ def official_crop(box: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.
                      np.minimum(height, np.trunc(cy + half))], axis=1)
 
 
-def _entries(data: dict, key: str, fields: tuple[str, ...], path: Path) -> list[dict]:
-    entries = require_list(data.get(key), path)
-    for j, entry in enumerate(entries):
-        if not isinstance(entry, dict) or any(f not in entry for f in fields):
-            raise UserError(f"{path}: {key}[{j}] must be an object with keys {', '.join(fields)}")
-    return entries
-
-
 def _boxes(hands: list[dict], path: Path) -> np.ndarray:
     out = []
     for j, hand in enumerate(hands):
@@ -146,11 +138,7 @@ def _frame_size(path: Path, image: dict) -> tuple[int, int]:
     w, h = image.get("width"), image.get("height")
     if type(w) is int and type(h) is int and w > 0 and h > 0:
         return w, h
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
+    return frame_size(path)
 
 
 def video_id(name: str, file_name: str) -> int:
@@ -184,9 +172,9 @@ class Hand100M(FrameSet):
         data = read_json(path)
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected an object with 'images' and 'annotations'")
-        images = {im["id"]: im for im in _entries(data, "images", IMAGE_KEYS, path)
+        images = {im["id"]: im for im in require_entries(data, "images", IMAGE_KEYS, path)
                   if isinstance(im["id"], (int, str))}
-        hands = _entries(data, "annotations", HAND_KEYS, path)
+        hands = require_entries(data, "annotations", HAND_KEYS, path)
         boxes, kp = _boxes(hands, path), _keypoints(hands, path)
 
         frames: dict = {}

@@ -23,7 +23,7 @@ import torch
 
 from benchmarks.data.base import FrameSet
 from benchmarks.data.crops import MARGIN, check_margin, crop, hand_box
-from benchmarks.checked import as_array, read_json, require_list
+from benchmarks.checked import as_array, read_json, require_entries
 from benchmarks.data.files import check_res, decode, require_dir
 from benchmarks.errors import UserError
 
@@ -31,14 +31,6 @@ log = logging.getLogger(__name__)
 N_VERTICES = 778
 IMAGE_KEYS = ("name", "width", "height", "id")
 HAND_KEYS = ("vertices", "is_left", "image_id")
-
-
-def _entries(data: dict, key: str, fields: tuple[str, ...], path: Path) -> list[dict]:
-    entries = require_list(data.get(key), path)
-    for j, entry in enumerate(entries):
-        if not isinstance(entry, dict) or any(f not in entry for f in fields):
-            raise UserError(f"{path}: {key}[{j}] must be an object with keys {', '.join(fields)}")
-    return entries
 
 
 def _frame_file(root: Path, name: str) -> Path | None:
@@ -72,8 +64,8 @@ class YouTube3D(FrameSet):
         data = read_json(path)
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected an object with 'images' and 'annotations'")
-        names = {im["id"]: im["name"] for im in _entries(data, "images", IMAGE_KEYS, path)}
-        hands = _entries(data, "annotations", HAND_KEYS, path)
+        names = {im["id"]: im["name"] for im in require_entries(data, "images", IMAGE_KEYS, path)}
+        hands = require_entries(data, "annotations", HAND_KEYS, path)
 
         frames: dict = {}
         self.frames: list[Path] = []
