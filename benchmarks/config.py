@@ -137,7 +137,7 @@ class SourceConfig:
 @dataclass
 class DataConfig:
     """The labelled data set that every method is fine-tuned and evaluated on."""
-    name: str = "synthetic"         # synthetic | freihand | dexycb (benchmarks/conf/data)
+    name: str = "synthetic"         # synthetic | freihand | dexycb | ho3d | assemblyhands (conf/data)
     root: Optional[str] = None      # freihand: the folder with training/ and evaluation/
     res: int = 64                   # network input size for fine-tuning and evaluation
     n_train: int = 1024             # synthetic: labelled training ids
@@ -200,7 +200,7 @@ class EngineConfig:
 @dataclass
 class AlsoConfig:
     """Another labelled set the fine-tuned model is scored on, without training on it."""
-    name: str = MISSING             # freihand | dexycb (a data set of benchmarks/conf/data)
+    name: str = MISSING             # freihand | dexycb | ho3d | assemblyhands (benchmarks/conf/data)
     root: Optional[str] = None      # its folder
     split: Optional[str] = None     # dexycb: the toolkit's setup (default s0)
 

@@ -24,8 +24,6 @@ Conventions:
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -196,12 +194,14 @@ def soft_argmax(logits: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
     return torch.stack([u, v, z], dim=-1)
 
 
-def heatmap_prior_loss(logits: torch.Tensor, uv01: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+def heatmap_prior_loss(logits: torch.Tensor, uv01: torch.Tensor, sigma: float = 1.0,
+                       valid: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the heatmap softmax against a Gaussian of ``sigma`` cells centred on
     the true position ``uv01`` (B, J, 2, fractions of the image); the regulariser of Nibali
     et al., "Numerical Coordinate Regression with Convolutional Neural Networks" (2018), in
     its cross-entropy form. It gives every cell a gradient from the first step, where the
-    soft-argmax's L1 alone moves the distribution's mean only. Mean over joints and samples."""
+    soft-argmax's L1 alone moves the distribution's mean only. Mean over joints and samples
+    (over the ``valid`` (B, J) joints where given)."""
     b, j, h, w = logits.shape
     ys = torch.arange(h, device=logits.device, dtype=torch.float32) + 0.5
     xs = torch.arange(w, device=logits.device, dtype=torch.float32) + 0.5
@@ -210,7 +210,14 @@ def heatmap_prior_loss(logits: torch.Tensor, uv01: torch.Tensor, sigma: float = 
                     + (ys.view(1, 1, h, 1) - cv[..., None, None]) ** 2) / (2 * sigma**2))
     g = g.flatten(2)
     g = g / g.sum(-1, keepdim=True).clamp_min(1e-12)
-    return -(g * torch.log_softmax(logits.float().flatten(2), -1)).sum(-1).mean()
+    ce = -(g * torch.log_softmax(logits.float().flatten(2), -1)).sum(-1)
+    return ce.mean() if valid is None else masked_mean(ce, valid)
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (B, J, ...) over its entries whose joint is ``valid`` (B, J); 0 when none is."""
+    w = valid.to(x.dtype).reshape(valid.shape + (1,) * (x.dim() - valid.dim())).expand_as(x)
+    return (x * w).sum() / w.sum().clamp_min(1.0)
 
 
 class PoseNet(nn.Module):
@@ -286,7 +293,7 @@ class PoseNet(nn.Module):
 
 def pose_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], res: float,
               depth_weight: float = 5.0, heatmap_weight: float = 0.0, heatmap_sigma: float = 1.0,
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              valid: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Fine-tuning loss: ``L1(uv / res) + depth_weight * L1(zrel) + L1(z_root)``, plus
     ``heatmap_weight * heatmap_prior_loss`` when the head gives heatmaps.
 
@@ -295,14 +302,24 @@ def pose_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], re
     of the scale bone. The z_root term compares the *refined* root depth with the truth: it
     is what trains the refiner (its inputs are detached, see ``PoseNet.lift``). ``depth_weight``
     5 is PeCLR's fine-tuning value. Returns the loss and detached terms to log.
+
+    ``valid`` (B, J) booleans (a set that marks joints without ground truth, AssemblyHands):
+    the 2D, relative-depth and heatmap terms average over the valid joints only, so an invalid
+    joint's prediction gets no gradient; the root depth term stays, since the root's depth and
+    the scale bone are taken as given for every sample, as the set's toolkit takes them.
     """
-    uv = F.l1_loss(pred["uv_px"] / res, target["uv_px"] / res)
-    zrel = F.l1_loss(pred["zrel"], target["zrel"])
+    if valid is not None and not bool(valid.all()):
+        uv = masked_mean((pred["uv_px"] - target["uv_px"]).abs() / res, valid)
+        zrel = masked_mean((pred["zrel"] - target["zrel"]).abs(), valid)
+    else:
+        valid = None
+        uv = F.l1_loss(pred["uv_px"] / res, target["uv_px"] / res)
+        zrel = F.l1_loss(pred["zrel"], target["zrel"])
     z_root = F.l1_loss(pred["z_root"], target["z_root"])
     loss = uv + depth_weight * zrel + z_root
     logs = {"uv": uv.detach(), "zrel": zrel.detach(), "z_root": z_root.detach()}
     if heatmap_weight > 0 and "heatmap_logits" in pred:
-        reg = heatmap_prior_loss(pred["heatmap_logits"], target["uv_px"] / res, heatmap_sigma)
+        reg = heatmap_prior_loss(pred["heatmap_logits"], target["uv_px"] / res, heatmap_sigma, valid)
         loss = loss + heatmap_weight * reg
         logs["heatmap"] = reg.detach()
     logs["loss"] = loss.detach()

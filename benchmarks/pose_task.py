@@ -1,4 +1,5 @@
-"""The pose model's training step: augment, predict 2.5D, compare with the exact 2.5D targets.
+"""The pose model's training step: augment, predict 2.5D, compare with the exact 2.5D targets
+(over the joints a batch's ``joint_valid`` marks, where the set gives it).
 
 Fine-tuning (``eval.finetune``) and ``synthetic3d``'s pre-training share it, so that
 pre-training on synthetic 3D labels optimises exactly what fine-tuning does.
@@ -45,4 +46,5 @@ class PoseTask:
         if self.freeze_backbone:
             model.backbone.eval()
         pred = model(images, K)
-        return pose_loss(pred, truth, res, self.depth_weight, self.heatmap_weight, self.heatmap_sigma)
+        return pose_loss(pred, truth, res, self.depth_weight, self.heatmap_weight, self.heatmap_sigma,
+                         batch.get("joint_valid"))

@@ -60,8 +60,9 @@ def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
     ``xyz`` / ``xyz_gt`` (N, 21, 3) metres (the scale-normalised output times the sample's
     scale, as FreiHAND's evaluation provides it), ``uv`` / ``uv_gt`` (N, 21, 2) pixels of the
     network input, ``zrel`` / ``zrel_gt`` (N, 21) and ``z_root`` / ``z_root_gt`` (N,) in bone
-    lengths; where the source gives them, ``ids`` (N,) its samples' ids (``image_id``) and
-    ``flipped`` (N,) 1.0 for a hand the loader mirrored."""
+    lengths; where the source gives them, ``ids`` (N,) its samples' ids (``image_id``),
+    ``flipped`` (N,) 1.0 for a hand the loader mirrored and ``valid`` (N, 21) 1.0 for a joint
+    with ground truth (``joint_valid``)."""
     was_training = model.training
     model.eval()
     out: dict[str, list] = {}
@@ -73,7 +74,7 @@ def predict(model: PoseNet, source, device: torch.device, num_workers: int = 0
                 "xyz_gt": b["xyz"], "uv": pred["uv_px"], "uv_gt": truth["uv_px"],
                 "zrel": pred["zrel"], "zrel_gt": truth["zrel"],
                 "z_root": pred["z_root"], "z_root_gt": truth["z_root"]}
-        for key, name in (("image_id", "ids"), ("flipped", "flipped")):
+        for key, name in (("image_id", "ids"), ("flipped", "flipped"), ("joint_valid", "valid")):
             if key in b:
                 rows[name] = b[key]
         for k, v in rows.items():
@@ -94,12 +95,14 @@ def kept(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def score(p: dict[str, np.ndarray], side: int) -> dict:
-    """Every metric of one evaluation (see the module docstring) from ``predict``'s arrays."""
-    zrel_err = np.abs(p["zrel"] - p["zrel_gt"])
-    zrel_err = np.delete(zrel_err, ROOT, axis=1)
-    return {**freihand_metrics(p["xyz"], p["xyz_gt"]),
-            **keypoint_2d_metrics(p["uv"], p["uv_gt"], side),
-            "zrel_l1": float(zrel_err.mean()),
+    """Every metric of one evaluation (see the module docstring) from ``predict``'s arrays,
+    over the valid joints where the source marks them."""
+    valid = p["valid"] > 0.5 if "valid" in p else None
+    zrel_err = np.delete(np.abs(p["zrel"] - p["zrel_gt"]), ROOT, axis=1)
+    zrel_l1 = zrel_err.mean() if valid is None else zrel_err[np.delete(valid, ROOT, axis=1)].mean()
+    return {**freihand_metrics(p["xyz"], p["xyz_gt"], valid),
+            **keypoint_2d_metrics(p["uv"], p["uv_gt"], side, valid),
+            "zrel_l1": float(zrel_l1),
             "z_root_l1": float(np.abs(p["z_root"] - p["z_root_gt"]).mean())}
 
 
@@ -115,6 +118,15 @@ def poses(source) -> np.ndarray:
     return source.poses()
 
 
+def joint_valid(source) -> np.ndarray | None:
+    """(N, 21) booleans of the joints with ground truth, or None where the set has no such
+    flags (every joint valid)."""
+    if isinstance(source, B.TensorSource):
+        flags = source.tensors.get("joint_valid")
+        return None if flags is None else flags.bool().numpy()
+    return source.joints_valid() if hasattr(source, "joints_valid") else None
+
+
 @dataclass
 class Finetuning:
     """A fine-tuning set up before the run's plan: the pose model on the backbone, its task,
@@ -128,6 +140,7 @@ class Finetuning:
     step_flops: float
     recipe: int
     train_poses: np.ndarray
+    train_valid: np.ndarray | None = None
 
 
 def prepare(cfg: DictConfig, backbone, train, engine: Engine, seed: int) -> Finetuning:
@@ -145,7 +158,7 @@ def prepare(cfg: DictConfig, backbone, train, engine: Engine, seed: int) -> Fine
     first = {k: v.to(device) for k, v in B.take(train, order(0)).items()}
     step_flops = count_step_flops(model, task, first, step_generator(seed, "probe", 0, device))
     return Finetuning(cfg, model, task, train, order, seed, step_flops,
-                      recipe_steps(cfg, len(train)), train_poses)
+                      recipe_steps(cfg, len(train)), train_poses, joint_valid(train))
 
 
 def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=None
@@ -175,12 +188,12 @@ def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=N
     out = engine.fit(ph)
     final = predict(model, test, device, cfg.engine.num_workers)
     metrics = score(final, res)
-    floors = floor_predictions(prep.train_poses)
-    baselines = score_floors(floors, poses(test))
+    floors = floor_predictions(prep.train_poses, prep.train_valid)
+    baselines = score_floors(floors, poses(test), joint_valid(test))
     validation = None
     if val is not None:
         validation = evaluate(model, val, device, res, cfg.engine.num_workers)
-        validation["baselines"] = score_floors(floors, poses(val))
+        validation["baselines"] = score_floors(floors, poses(val), joint_valid(val))
     return FinetuneResult(metrics=metrics, steps=steps, flops=steps * prep.step_flops,
                           step_flops=prep.step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,
@@ -197,12 +210,12 @@ def transfer(prep: Finetuning, others: dict, engine: Engine) -> dict | None:
     if not others:
         return None
     cfg = prep.cfg
-    floors = floor_predictions(prep.train_poses)
+    floors = floor_predictions(prep.train_poses, prep.train_valid)
     out = {}
     for name, source in others.items():
         m = evaluate(prep.model, source, engine.device, cfg.data.res, cfg.engine.num_workers)
         out[name] = {**{k: m[k] for k in TRANSFER_KEYS},
-                     "baselines": score_floors(floors, poses(source))}
+                     "baselines": score_floors(floors, poses(source), joint_valid(source))}
     return out
 
 

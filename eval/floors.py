@@ -13,6 +13,10 @@ own evaluation set with the official metric (``eval.metrics.freihand_metrics``):
   collapses to the sample's centroid (the degenerate plateau of a model that has learned
   nothing: every joint predicted at one place).
 
+Where a set marks joints invalid (AssemblyHands), the constants are built from the training
+poses whose 21 joints are all valid (from every pose when none is) and scored over the valid
+joints, as the models are.
+
 Camera-frame averages of poses over many viewpoints are blobs whose score depends on which ids
 are averaged; the aligned mean shape is stable.
 """
@@ -47,9 +51,14 @@ def canonical_shape(poses: np.ndarray, iters: int = 20, tol: float = 1e-10) -> n
     return mean
 
 
-def floor_predictions(train_xyz: np.ndarray) -> dict[str, np.ndarray]:
-    """The constant predictions (K, 3), metres, camera frame, of every floor."""
+def floor_predictions(train_xyz: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The constant predictions (K, 3), metres, camera frame, of every floor; with ``valid``
+    (N, K) flags, from the poses whose joints are all valid (all poses when none is)."""
     train = np.asarray(train_xyz, dtype=np.float64)
+    if valid is not None:
+        whole = np.asarray(valid, dtype=bool).all(axis=1)
+        if whole.any():
+            train = train[whole]
     shape = canonical_shape(train)
     centred = train - train.mean(axis=1, keepdims=True)
     size = np.linalg.norm(centred, axis=(1, 2)).mean()
@@ -62,13 +71,14 @@ def floor_predictions(train_xyz: np.ndarray) -> dict[str, np.ndarray]:
     return {"canonical_hand": canonical, "one_point": one_point}
 
 
-def score_floors(predictions: dict[str, np.ndarray], eval_xyz: np.ndarray) -> dict[str, dict[str, float]]:
+def score_floors(predictions: dict[str, np.ndarray], eval_xyz: np.ndarray,
+                 valid: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """``{floor: {epe_mm, pa_epe_mm, auc, pa_auc}}`` of each constant of ``floor_predictions``
-    on ``eval_xyz`` (N, K, 3) metres."""
+    on ``eval_xyz`` (N, K, 3) metres (over its ``valid`` joints where given)."""
     gt = np.asarray(eval_xyz, dtype=np.float64)
     out = {}
     for name, pred in predictions.items():
-        m = freihand_metrics(np.broadcast_to(pred, gt.shape), gt)
+        m = freihand_metrics(np.broadcast_to(pred, gt.shape), gt, valid)
         out[name] = {k: m[k] for k in KEYS}
     return out
 

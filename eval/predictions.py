@@ -40,7 +40,7 @@ from benchmarks.errors import UserError
 PREDICTIONS = "predictions.npz"
 LEADERBOARD = "leaderboard.npz"  # a label-free split's predictions (HO-3D's evaluation split)
 # The split a run's metrics and ``predictions.npz`` are of, by data set.
-SCORED_SPLITS = {"dexycb": "test", "ho3d": "train-heldout"}
+SCORED_SPLITS = {"dexycb": "test", "ho3d": "train-heldout", "assemblyhands": "test"}
 PRED_JSON = "pred.json"          # the file a CodaLab submission zip holds
 N_VERTICES = 778                 # MANO's mesh, the second list of a FreiHAND submission
 # The data sets whose leaderboard takes FreiHAND's [xyz_list, verts_list] (the synthetic lab

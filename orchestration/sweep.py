@@ -163,11 +163,13 @@ def _labelled_size(cfg: DictConfig) -> int:
             raise UserError(f"data={cfg.data.name}: a plan counts its training split on this "
                             f"machine (no published size is kept); set data.root to its folder")
         n = PUBLISHED_SIZES[cfg.data.name]
-    elif cfg.data.name == "dexycb":
-        from benchmarks.data.dexycb import frame_count
-
-        n = frame_count(root, cfg.data.split, "train")
     else:
+        from benchmarks.data.sets import official_validation, training_count
+
+        n = training_count(cfg, root)
+        if n is not None:             # its validation is an official split, not carved
+            carved = 0.0 if official_validation(cfg.data.name) else cfg.data.val_fraction
+            return split_sizes(n, carved, cfg.finetune.label_fraction)[0]
         n = _training_images(root)
     return split_sizes(n, cfg.data.val_fraction, cfg.finetune.label_fraction)[0]
 

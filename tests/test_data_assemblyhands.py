@@ -113,7 +113,9 @@ def test_items_have_freihand_keys_a_consistent_K_and_grey_images(tree):
     root, _ = tree
     data = AssemblyHands(root, "train", res=96)
     for item in data:
-        assert set(item) == KEYS | {"flipped"}          # FreiHAND's, and the mirror flag
+        # FreiHAND's, the mirror flag, and which joints hold ground truth
+        assert set(item) == KEYS | {"flipped", "joint_valid"}
+        assert item["joint_valid"].shape == (21,) and item["joint_valid"].dtype == torch.bool
         image = item["image"]
         assert image.shape == (3, 96, 96) and image.dtype == torch.uint8
         assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])

@@ -67,3 +67,28 @@ def test_data_check_reports_the_parts_and_the_leaderboard_split(run, tmp_path, c
                  str(tmp_path / "s.png")]) == 0
     out = capsys.readouterr().out
     assert "ho3d train-heldout:" in out and "ho3d evaluation (no public labels" in out
+
+
+def test_a_dry_run_counts_the_frames_the_run_fine_tunes_on(run, tmp_path, capsys):
+    """A plan counts train.txt less the held-out sequences (not the files under train/, which
+    also hold the held-out frames), and plans the steps the run then took."""
+    from omegaconf import OmegaConf
+
+    from benchmarks.data.sets import training_count
+
+    root, folder = run
+    record = json.loads((folder / "result.json").read_text())
+    for val in (0.0, 0.1):
+        cfg = OmegaConf.create({"data": {"name": "ho3d", "val_fraction": val}})
+        full = HO3D(root, "train", 32)
+        names = sorted(full.sequences)
+        held = {4} | ({3} if val else set())
+        kept = [s for s in full.sample_sequences() if names.index(s) % 5 not in held]
+        # frames without a hand are counted by the plan (no meta file is opened), skipped by the run
+        assert len(kept) <= training_count(cfg, root) <= len(kept) + full.n_skipped
+    assert full.n_skipped > 0 and record["labelled"]["images"] == len(
+        [s for s in full.sample_sequences() if names.index(s) % 5 != 4])
+    capsys.readouterr()
+    assert main(["run", *SMOKE, f"data.root={root}", "--dry-run", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"0 + {record['compute']['finetune_steps']}" in out and "1 to run" in out

@@ -57,8 +57,11 @@ Deviations from the toolkit:
   the error into K), K not of pinhole form, valid joints behind the camera, a hand whose
   valid joints are one point (withheld ground truth), duplicate annotation ids, file
   names leaving ``images/``, frames not of the data file's size.
-- The items carry FreiHAND's keys only; the per-joint flags (FreiHAND order) are
-  ``joint_valid`` (per sample), and ``xyz`` keeps the file's coordinates of invalid joints.
+- The items carry FreiHAND's keys and ``joint_valid`` (21 flags, FreiHAND order); ``xyz``
+  keeps the file's coordinates of invalid joints, and the fine-tuning loss and the metrics
+  leave those joints out (``benchmarks.pose_model.pose_loss``, ``eval.metrics``). The root
+  (wrist) depth and the scale bone come from the file whether valid or not, as the toolkit
+  takes the root's ground truth for every hand (``evaluate``: ``abs_depth``, root alignment).
 """
 from __future__ import annotations
 
@@ -105,6 +108,11 @@ def _entry(table, key: str, path: Path, where: str):
     if not isinstance(table, dict) or key not in table:
         raise UserError(f"{path}: {where} has no entry {key!r}")
     return table[key]
+
+
+def sample_count(root: Path, split: str) -> int:
+    """Samples of ``split`` by the toolkit's rule, from its data file alone."""
+    return len(_hands(annotation_file(Path(root), split, "ego_data"))[0])
 
 
 def _hands(path: Path) -> tuple[list[tuple[dict, str, np.ndarray]], int, int, int]:
@@ -392,6 +400,10 @@ class AssemblyHands(FrameSet):
         """(len, 21, 3) float64 camera-frame joints of every item as the items give them."""
         return mirrored_poses(self.frame_xyz[self.label_ids], self.flipped)
 
+    def joints_valid(self) -> np.ndarray:
+        """(len, 21) booleans of every item: the joints with ground truth (FreiHAND order)."""
+        return self.joint_valid[self.label_ids].astype(bool)
+
     def image_paths(self) -> list[Path]:
         return [self.images / self._files[j] for j in self.label_ids]
 
@@ -412,4 +424,5 @@ class AssemblyHands(FrameSet):
 
     def _item(self, i: int, image: torch.Tensor, affine: np.ndarray) -> dict[str, torch.Tensor]:
         j = int(self.label_ids[i])
-        return hand_item(image, affine, self.frame_K[j], self.frame_xyz[j], bool(self._left[j]), j)
+        return hand_item(image, affine, self.frame_K[j], self.frame_xyz[j], bool(self._left[j]), j,
+                         self.joint_valid[j])

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.data.camera import outside_fraction
-from benchmarks.data.sets import DEXYCB_SPLITS, FREIHAND_SPLITS, leaderboard_split, open_labelled
+from benchmarks.data.sets import (ASSEMBLYHANDS_SPLITS, DEXYCB_SPLITS, FREIHAND_SPLITS, leaderboard_split,
+                                  open_labelled)
 from benchmarks.errors import UserError
 from benchmarks.synth.preview import annotate
 
@@ -32,10 +33,11 @@ def check(cfg, sheet: Path, say=print) -> dict[str, int]:
     d = cfg.data
     if d.name == "synthetic":
         raise UserError("bench data check reads a real data set: give data=freihand, "
-                        "data=dexycb or data=ho3d and data.root=DIR")
+                        "data=dexycb, data=ho3d or data=assemblyhands and data.root=DIR")
     sheet = _sheet_path(sheet)
     root = Path(os.path.expanduser(d.root))
-    splits = {"dexycb": DEXYCB_SPLITS, "ho3d": HO3D_NAMES}.get(d.name, FREIHAND_SPLITS)
+    splits = {"dexycb": DEXYCB_SPLITS, "ho3d": HO3D_NAMES,
+              "assemblyhands": ASSEMBLYHANDS_SPLITS}.get(d.name, FREIHAND_SPLITS)
     counts = {}
     opened = {}
     for which, official in splits.items():

@@ -30,12 +30,15 @@ def mirrored_crop(frame: torch.Tensor, uv: np.ndarray, left: bool, margin: float
 
 
 def hand_item(image: torch.Tensor, affine: np.ndarray, K_frame: np.ndarray, xyz_frame: np.ndarray,
-              left: bool, j: int) -> dict[str, torch.Tensor]:
-    """The item of sample ``j``: FreiHAND's keys, a left hand mirrored, and ``flipped``."""
+              left: bool, j: int, valid: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """The item of sample ``j``: FreiHAND's keys, a left hand mirrored, ``flipped``, and
+    ``joint_valid`` (21 booleans) where the set marks joints without ground truth."""
     mirror = np.diag([-1.0 if left else 1.0, 1.0, 1.0])
     K = affine @ K_frame @ mirror                      # cx -> W - cx when flipped
     xyz = np.asarray(xyz_frame, dtype=np.float64) @ mirror
+    extra = {} if valid is None else {"joint_valid": torch.from_numpy(np.asarray(valid, dtype=bool))}
     return {
+        **extra,
         "image": image,
         "K": torch.from_numpy(K).float(),
         "xyz": torch.from_numpy(xyz).float(),

@@ -22,6 +22,7 @@ from benchmarks.batches import TensorSource
 from benchmarks.data import Mixture, Triplets, Wild, open_source, split_ids
 from benchmarks.data.sets import official_validation, open_labelled, subset
 from benchmarks.errors import UserError
+from benchmarks.joints import JOINT_NAMES
 from benchmarks.locks import file_lock
 
 PRELOAD_MAX = 20_000          # items; above this a set streams from disk
@@ -98,6 +99,19 @@ class WithScale(Dataset):
         return {**self.ds[i], "scale": torch.tensor(self.scale, dtype=torch.float32)}
 
 
+def _require_every_joint(ds, name: str) -> None:
+    """A scored split whose items mark joints invalid must hold each joint valid somewhere:
+    a joint valid in no sample has no error to report (``eval.metrics``)."""
+    if ds is None or not hasattr(ds, "joints_valid"):
+        return
+    never = np.flatnonzero(~ds.joints_valid().any(axis=0))
+    if never.size:
+        joints = ", ".join(JOINT_NAMES[j] for j in never[:4]) + (" ..." if never.size > 4 else "")
+        raise UserError(f"data={name} {getattr(ds, 'split', '')} split under {ds.root}: "
+                        f"{never.size} joint(s) ({joints}) are valid in none of its {len(ds)} "
+                        f"samples, so their error cannot be scored")
+
+
 class Data:
     """Resolves every data set of ``cfg``; raises ``UserError`` on missing or malformed data."""
 
@@ -118,6 +132,8 @@ class Data:
         self._val_split = (open_labelled(cfg, self.lab_root, "val")
                            if official_validation(d.name) and d.val_fraction > 0 else None)
         self._check_labelled()
+        for ds in (self._eval, self._val_split):
+            _require_every_joint(ds, d.name)
         self.sources = [self._open_source(i, s) for i, s in enumerate(cfg.pretrain.sources)]
         # streamed sets: every header and a decoded sample, before anything trains (about
         # 10 s for FreiHAND's 130,240 frames); preloaded sets were decoded whole already
@@ -262,6 +278,7 @@ class Data:
         out = {}
         for also in self.cfg.eval.also:
             ds = open_other(self.cfg, also)
+            _require_every_joint(ds, also.name)
             ds.verify()
             out[also.name if also.name not in out else f"{also.name}{len(out)}"] = \
                 self._pick(ds, ("image_id", "flipped"))
@@ -299,6 +316,6 @@ class Data:
 
     def _pick(self, ds, extra: tuple[str, ...] = ()):
         small = self.cfg.data.name == "synthetic"
-        keys = ("image", "K", "xyz", "scale", *extra)
+        keys = ("image", "K", "xyz", "scale", "joint_valid", *extra)
         return to_tensors(ds, keys) if small or len(ds) <= PRELOAD_MAX else ds
 

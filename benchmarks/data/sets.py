@@ -6,6 +6,7 @@ opens each, and which of its official splits are trained on, held out and scored
 | synthetic, freihand | ``FreiHAND`` | ``training/`` | seeded ids carved from training | ``evaluation/`` |
 | dexycb | ``DexYCB`` (setup ``data.split``) | the setup's train split | the setup's official val split | its test split |
 | ho3d | ``HO3D`` (v3) | ``train.txt`` less the parts below | every 5th train sequence from the 4th (i % 5 == 3) | "train-heldout": every 5th from the 5th (i % 5 == 4) |
+| assemblyhands | ``AssemblyHands`` (ego) | ``train`` | the official ``val`` split | ``test`` |
 
 HO-3D's evaluation split has no public 3D labels: it is not scored here but predicted for the
 leaderboard (``leaderboard_split``), and a run's local scores are those of "train-heldout",
@@ -17,6 +18,10 @@ near-copies of a frame on both sides; its official val split (other sequences) i
 whatever the fraction. Its fine-tuning and evaluation crops come from the ground-truth hand box
 (the shared crop rule), as the set's published baselines crop; FreiHAND's frames are already
 hand-centred crops and are seen whole.
+
+AssemblyHands marks joints its annotation could not place (``joint_valid``): its items carry
+the flags, and the fine-tuning loss, the metrics and the floors leave those joints out. Its
+sequences are long ego recordings, so its validation is the official val split too.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.data.assemblyhands import AssemblyHands
 from benchmarks.data.dexycb import DexYCB
 from benchmarks.data.freihand import FreiHAND
 from benchmarks.data.ho3d import HO3D
@@ -33,6 +39,7 @@ from benchmarks.errors import UserError
 
 FREIHAND_SPLITS = {"train": "train", "eval": "eval"}
 DEXYCB_SPLITS = {"train": "train", "val": "val", "eval": "test"}
+ASSEMBLYHANDS_SPLITS = DEXYCB_SPLITS
 
 
 HO3D_PARTS = {"eval": 4, "val": 3}     # train sequences i % 5 == this (see the table)
@@ -40,7 +47,7 @@ HO3D_PARTS = {"eval": 4, "val": 3}     # train sequences i % 5 == this (see the 
 
 def official_validation(name: str) -> bool:
     """Whether the set's validation is a fixed split rather than carved training ids."""
-    return name in ("dexycb", "ho3d")
+    return name in ("dexycb", "ho3d", "assemblyhands")
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,6 +72,27 @@ def _ho3d_part(cfg, root: Path, which: str, preload: bool) -> HO3D:
     return full.part(np.flatnonzero(keep), preload)
 
 
+def training_count(cfg, root: Path) -> int | None:
+    """Samples of the split a run fine-tunes on, counted from the set's lists and label files
+    alone (what a dry run plans with; no image is opened); None for FreiHAND, whose frames
+    are counted. HO-3D counts every frame its kept sequences list (a frame without a hand,
+    skipped when read, is counted here)."""
+    from benchmarks.data import assemblyhands, dexycb, ho3d
+
+    d = cfg.data
+    if d.name == "dexycb":
+        return dexycb.frame_count(root, d.split or "s0", "train")
+    if d.name == "assemblyhands":
+        return assemblyhands.sample_count(root, "train")
+    if d.name == "ho3d":
+        frames = [seq for seq, _ in ho3d.read_list(ho3d.list_file(root, "train"))]
+        names = sorted(set(frames))
+        held = {HO3D_PARTS["eval"]} | ({HO3D_PARTS["val"]} if d.val_fraction > 0 else set())
+        rank = {name: i % 5 for i, name in enumerate(names)}
+        return sum(rank[seq] not in held for seq in frames)
+    return None
+
+
 def leaderboard_split(cfg):
     """The label-free split a run predicts for the set's leaderboard (HO-3D's evaluation
     split), or None."""
@@ -78,6 +106,8 @@ def open_labelled(cfg, root: Path, which: str, ids=None, preload: bool = False):
     d = cfg.data
     if d.name == "ho3d":
         return _ho3d_part(cfg, root, which, preload)
+    if d.name == "assemblyhands":
+        return AssemblyHands(root, ASSEMBLYHANDS_SPLITS[which], d.res, ids=ids, preload=preload)
     if d.name == "dexycb":
         return DexYCB(root, DEXYCB_SPLITS[which], d.res, ids=ids, preload=preload,
                       setup=d.split or "s0")
@@ -87,7 +117,7 @@ def open_labelled(cfg, root: Path, which: str, ids=None, preload: bool = False):
 def subset(ds, ids, preload: bool = False):
     """The items ``ids`` of an opened training split, without reading its labels again where
     the reader can (DexYCB's index costs minutes on the full set)."""
-    if isinstance(ds, (DexYCB, HO3D)):
+    if isinstance(ds, (DexYCB, HO3D, AssemblyHands)):
         return ds.with_ids(ids, preload)
     return FreiHAND(ds.root, "train", ds.res, ids=ids, preload=preload)
 
