@@ -7,7 +7,8 @@ pasting them would (so variables, quoting and line continuations are bash's), an
 - ``bench run`` and ``bench sweep`` are dry runs: they compose and validate the config, plan,
   and print the run ids and the compute, but train nothing (training is what the rest of the
   suite tests);
-- the real data sets' paths (``/data/FreiHAND``, ``/data/yt3d``, ``/data/dex-ycb``) point at
+- the real data sets' paths (``/data/FreiHAND``, ``/data/yt3d``, ``/data/dex-ycb``,
+  ``/data/assemblyhands``) point at
   miniature trees in the official layouts, and ``/tmp/`` at the scratch folder;
 - the site launcher preset ``mycluster`` is the shipped example it is copied from.
 
@@ -27,6 +28,7 @@ from benchmarks.record import write_record
 from example_records import example_record
 from tests.data_trees import freihand_tree, youtube_tree
 from tests.dexycb_fixture import write_tree
+from tests.assemblyhands_fixture import write_tree as assemblyhands_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -78,6 +80,7 @@ def _script(tmp: Path, calls: Path) -> str:
             command = (command.replace("/data/FreiHAND", str(tmp / "FreiHAND"))
                        .replace("/data/yt3d", str(tmp / "yt3d"))
                        .replace("/data/dex-ycb", str(tmp / "dex-ycb"))
+                       .replace("/data/assemblyhands", str(tmp / "assemblyhands"))
                        .replace("launcher=mycluster", "launcher=slurm_gpu"))
             lines.append(command)
     return "\n".join(lines) + "\n"
@@ -89,6 +92,9 @@ def test_readme_bash_blocks_run_as_written(tmp_path, data_cache, monkeypatch, ca
     freihand_tree(tmp_path / "FreiHAND", n=640)    # 10 % of the ids fill one batch of the paper profile
     youtube_tree(tmp_path / "yt3d")
     write_tree(tmp_path / "dex-ycb", subjects=(0, 1, 2, 3), n_seq=10, n_frames=6)   # >= one paper batch
+    assemblyhands_tree(tmp_path / "assemblyhands",     # 160 training hands: >= one paper batch
+                       {"train": ((0, 1), (0, 1, 2, 3), 20), "val": ((2,), (1, 3), 2),
+                        "test": ((3,), (0, 1), 2)})
     work = tmp_path / "work"
     (work / "results").mkdir(parents=True)
     (work / "sweeps").symlink_to(ROOT / "sweeps")
