@@ -8,8 +8,8 @@ pasting them would (so variables, quoting and line continuations are bash's), an
   and print the run ids and the compute, but train nothing (training is what the rest of the
   suite tests);
 - the real data sets' paths (``/data/FreiHAND``, ``/data/yt3d``, ``/data/dex-ycb``,
-  ``/data/assemblyhands``) point at
-  miniature trees in the official layouts, and ``/tmp/`` at the scratch folder;
+  ``/data/assemblyhands``) point at miniature trees in the official layouts, and ``/tmp/`` at
+  the scratch folder;
 - the site launcher preset ``mycluster`` is the shipped example it is copied from.
 
 ``make demo`` runs for real (into the scratch folder); ``make test`` is what CI runs. The
