@@ -52,36 +52,26 @@ def procrustes_align(gt: np.ndarray, pred: np.ndarray, valid: np.ndarray | None 
     joints only (the same transform as ``align_w_scale`` on that subset), and the transform
     moves every joint.
     """
-    if valid is not None and not np.all(valid):
-        return _procrustes_valid(gt, pred, np.asarray(valid, dtype=bool))
-    t1 = gt.mean(axis=1, keepdims=True)
-    t2 = pred.mean(axis=1, keepdims=True)
+    w = None if valid is None or np.all(valid) else np.asarray(valid, dtype=bool)[..., None]
+    t1, t2 = _centre(gt, w), _centre(pred, w)
     g = gt - t1
-    p = pred - t2
-    s1 = np.linalg.norm(g, axis=(1, 2), keepdims=True) + _NORM_EPS
-    s2 = np.linalg.norm(p, axis=(1, 2), keepdims=True) + _NORM_EPS
-    g = g / s1
-    p = p / s2
-    u, w, vt = np.linalg.svd(np.swapaxes(g, 1, 2) @ p)
-    rot = u @ vt
-    s = w.sum(axis=-1)[:, None, None]
-    return (p @ np.swapaxes(rot, 1, 2)) * s * s1 + t1
-
-
-def _procrustes_valid(gt: np.ndarray, pred: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    w = valid[..., None].astype(np.float64)
-    count = w.sum(axis=1, keepdims=True)
-    t1 = (gt * w).sum(axis=1, keepdims=True) / count
-    t2 = (pred * w).sum(axis=1, keepdims=True) / count
-    g = (gt - t1) * w
     p_all = pred - t2
-    p = p_all * w
+    p = p_all
+    if w is not None:               # invalid joints take no part in the fit
+        g, p = g * w, p * w
     s1 = np.linalg.norm(g, axis=(1, 2), keepdims=True) + _NORM_EPS
     s2 = np.linalg.norm(p, axis=(1, 2), keepdims=True) + _NORM_EPS
     u, sv, vt = np.linalg.svd(np.swapaxes(g / s1, 1, 2) @ (p / s2))
     rot = u @ vt
     s = sv.sum(axis=-1)[:, None, None]
     return (p_all / s2 @ np.swapaxes(rot, 1, 2)) * s * s1 + t1
+
+
+def _centre(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Each sample's mean point (N, 1, 3), over its ``w`` (N, K, 1) joints where given."""
+    if w is None:
+        return x.mean(axis=1, keepdims=True)
+    return (x * w).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
 
 
 def check_valid(valid: ArrayLike | None, shape: tuple[int, ...]) -> np.ndarray | None:

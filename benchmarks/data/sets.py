@@ -56,16 +56,23 @@ def _ho3d_train(root: str, res: int) -> HO3D:
     return HO3D(root, "train", res)
 
 
+def _ho3d_keep(frames: list[str], names: list[str], which: str, val_fraction: float) -> np.ndarray:
+    """Which of the train frames (their sequences, ``frames``) are in part ``which``: the
+    sequence's place in the sorted ``names``, modulo 5, decides (see the table)."""
+    rank = {name: i % 5 for i, name in enumerate(names)}
+    rank = np.array([rank[seq] for seq in frames])
+    if which in HO3D_PARTS:
+        return rank == HO3D_PARTS[which]
+    keep = rank != HO3D_PARTS["eval"]
+    if val_fraction > 0:
+        keep &= rank != HO3D_PARTS["val"]
+    return keep
+
+
 def _ho3d_part(cfg, root: Path, which: str, preload: bool) -> HO3D:
     full = _ho3d_train(str(root), cfg.data.res)
     names = sorted(full.sequences)
-    rank = np.array([names.index(s) % 5 for s in full.sample_sequences()])
-    if which in HO3D_PARTS:
-        keep = rank == HO3D_PARTS[which]
-    else:
-        keep = rank != HO3D_PARTS["eval"]
-        if cfg.data.val_fraction > 0:
-            keep &= rank != HO3D_PARTS["val"]
+    keep = _ho3d_keep(full.sample_sequences(), names, which, cfg.data.val_fraction)
     if not keep.any():
         raise UserError(f"HO-3D root {root}: train.txt's {len(names)} sequences leave no "
                         f"'{which}' part (every 5th sequence is held out)")
@@ -86,10 +93,7 @@ def training_count(cfg, root: Path) -> int | None:
         return assemblyhands.sample_count(root, "train")
     if d.name == "ho3d":
         frames = [seq for seq, _ in ho3d.read_list(ho3d.list_file(root, "train"))]
-        names = sorted(set(frames))
-        held = {HO3D_PARTS["eval"]} | ({HO3D_PARTS["val"]} if d.val_fraction > 0 else set())
-        rank = {name: i % 5 for i, name in enumerate(names)}
-        return sum(rank[seq] not in held for seq in frames)
+        return int(_ho3d_keep(frames, sorted(set(frames)), "train", d.val_fraction).sum())
     return None
 
 
