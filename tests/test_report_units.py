@@ -20,7 +20,7 @@ from example_records import example_record, failed_record
 from eval.report.figures import method_colours
 from eval.report.groups import budget_key, method_order, sort_groups
 from eval.report.load import load_runs
-from eval.report.stats import (EQUAL_ABS, EQUAL_REL, holm, minimum_detectable, paired_p, paired_p_groups,
+from eval.report.stats import (EQUAL_ABS, EQUAL_REL, detectable_d, holm, power, minimum_detectable, paired_p, paired_p_groups,
                                t_interval)
 from benchmarks.units import flops_text as flops
 from eval.report.tables import Table, change, latex, markdown, mean_std
@@ -116,6 +116,36 @@ def test_method_and_setting_order():
     assert sort_groups(frame).to_dict("list") == {"match": ["pretrain", "pretrain", "total"],
                                                   "label_fraction": [0.1, 1.0, 1.0],
                                                   "method": ["random", "simclr", "simclr"]}
+
+
+def test_the_figures_keep_seaborns_look_without_importing_it():
+    """STYLE and COLOURBLIND, written out so a report never imports seaborn, are seaborn's
+    white-grid style at notebook size x 0.8 and its colour-blind palette (the colormap
+    ``rocket`` it also names is seaborn's own and no figure draws an image)."""
+    import matplotlib
+    import seaborn as sns
+    from eval.report.figures import COLOURBLIND, STYLE, style
+
+    with matplotlib.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
+        theirs = dict(matplotlib.rcParams)
+    with style():
+        ours = dict(matplotlib.rcParams)
+    def same(a, b):
+        return a == pytest.approx(b) if isinstance(a, float) else a == b
+
+    differ = {k for k in theirs if k != "image.cmap" and not same(theirs[k], ours[k])}
+    assert not differ, {k: (theirs[k], ours[k]) for k in differ}
+    assert set(STYLE) <= set(matplotlib.rcParams) and list(COLOURBLIND) == sns.color_palette("colorblind", 10).as_hex()
+
+
+def test_the_statistics_equal_statsmodels_power_solver():
+    from statsmodels.stats.power import TTestPower
+
+    for n in (2, 3, 4, 5, 8, 20):
+        expected = TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
+        assert detectable_d(n) == pytest.approx(expected, rel=1e-6)
+        assert power(detectable_d(n), n) == pytest.approx(0.8, abs=1e-9)
+        assert power(0.7, n) == pytest.approx(TTestPower().power(0.7, n, 0.05, alternative="two-sided"), rel=1e-9)
 
 
 def test_method_colours_are_fixed_per_method():

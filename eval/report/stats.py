@@ -9,14 +9,19 @@ seeds a study runs:
   "interval" is their range);
 - relative change against a baseline: ``100 * (mean - mean_baseline) / mean_baseline`` on
   the group means (for errors, negative is better);
-- significance: a two-sided paired t-test (``scipy.stats.ttest_rel``) over the seeds that
+- significance: a two-sided paired t-test (the one-sample t-test of the paired differences,
+  as ``scipy.stats.ttest_rel``) over the seeds that
   the group shares with its baseline group (same setting, same seed); the tables adjust
   its p-values with Holm's method over every comparison against one baseline in the table
   (``holm``) and mark p_holm < 0.05;
 - minimum detectable effect: the smallest paired difference the test detects with 80%
   power at α = 0.05 two-sided, given the number of pairs and the standard deviation of
-  the paired differences (non-central t, ``statsmodels`` ``TTestPower``), in the metric's
+  the paired differences (non-central t, as ``statsmodels``' ``TTestPower``), in the metric's
   unit. A difference below it is not a finding, whatever its sign.
+
+The t and non-central t distributions come from ``scipy.special`` (``stdtr``, ``stdtrit``,
+``nctdtr``): ``scipy.stats`` and ``statsmodels`` take 1.5 s and more to import, most of a
+report's start-up. The tests check these functions against both.
 
 A group's statistics need n >= 2 runs (pairs); with fewer they are NaN.
 """
@@ -27,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+import scipy.special
 
 from eval.report.groups import BASELINES, GROUP_KEYS
 from eval.report.load import DIAGNOSTICS, FLOORS, METRICS, PRETEXT_PREFIX, PROBE_PREFIX, TRANSFER_PREFIX
@@ -43,13 +48,13 @@ def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> tuple[np.nda
     """Student's t confidence interval of the mean (``CONFIDENCE``), elementwise; NaN where n < 2."""
     mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
     with np.errstate(invalid="ignore"):
-        t = scipy.stats.t.ppf(0.5 + CONFIDENCE / 2, np.where(n >= 2, n - 1, np.nan))
+        t = scipy.special.stdtrit(np.where(n >= 2, n - 1, np.nan), 0.5 + CONFIDENCE / 2)
         half = t * std / np.sqrt(n)
     return mean - half, mean + half
 
 
 def paired_p(diffs: np.ndarray) -> np.ndarray:
-    """Two-sided p-values of paired t-tests (``scipy.stats.ttest_rel``) of the paired
+    """Two-sided p-values of paired t-tests (as ``scipy.stats.ttest_rel``) of the paired
     differences ``diffs`` (pairs, metrics) against zero, one per metric; NaN with fewer than
     two pairs. Equal differences give p = 0 when they are non-zero and p = 1 when they are
     all zero (where the t statistic is undefined). Equal means equal up to float rounding:
@@ -63,7 +68,7 @@ def paired_p(diffs: np.ndarray) -> np.ndarray:
 def paired_p_groups(codes: np.ndarray, diffs: np.ndarray, n_groups: int) -> np.ndarray:
     """:func:`paired_p` of each group of rows of ``diffs`` (rows, metrics), the group of row i
     being ``codes[i]`` in 0..n_groups-1, NaN for a group of fewer than two rows; one
-    ``ttest_rel`` call per group size, not per group (a 1,000-record report holds hundreds of
+    t-test per group size, not per group (a 1,000-record report holds hundreds of
     groups). Returns (n_groups, metrics)."""
     codes, diffs = np.asarray(codes, dtype=int), np.asarray(diffs, dtype=float)
     out = np.full((n_groups, diffs.shape[1]), np.nan)
@@ -75,22 +80,50 @@ def paired_p_groups(codes: np.ndarray, diffs: np.ndarray, n_groups: int) -> np.n
         stacked = np.stack([blocks[g] for g in members])               # (groups, pairs, metrics)
         flat = np.ptp(stacked, axis=1) <= EQUAL_REL * np.abs(stacked).max(axis=1) + EQUAL_ABS
         zero = np.abs(stacked.mean(axis=1)) <= EQUAL_ABS
-        # equal differences have no t statistic: a stand-in sample keeps scipy from testing
-        # (and warning about) them, and the rule above gives their p
+        # equal differences have no t statistic: a stand-in sample keeps them from being
+        # tested (0 / 0), and the rule above gives their p
         tested = np.where(flat[:, None, :], np.arange(size, dtype=float)[None, :, None], stacked)
-        p = np.asarray(scipy.stats.ttest_rel(tested, np.zeros_like(tested), axis=1).pvalue, dtype=float)
-        out[members] = np.where(flat, np.where(zero, 1.0, 0.0), p)
+        out[members] = np.where(flat, np.where(zero, 1.0, 0.0), t_test_p(tested))
     return out
+
+
+def t_test_p(samples: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of one-sample t-tests against zero along axis 1 of ``samples``
+    (groups, n, metrics) -> (groups, metrics): ``2 P(T_{n-1} > |t|)``, ``t = mean / (s / √n)``,
+    the value ``scipy.stats.ttest_rel(samples, 0, axis=1)`` gives."""
+    n = samples.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(n))
+    return 2.0 * scipy.special.stdtr(n - 1, -np.abs(t))
+
+
+def power(d: float, n: int) -> float:
+    """Power of the two-sided paired t-test at ``ALPHA`` over ``n`` pairs against a standardised
+    difference ``d``: the non-central t (n - 1 degrees of freedom, non-centrality d √n) beyond
+    either critical value, as ``statsmodels``' ``TTestPower().power``. The far tail, below
+    -critical, is below 1e-10 wherever ``nctdtr`` cannot evaluate it (NaN) and counts as 0."""
+    df, nc = n - 1, d * np.sqrt(n)
+    critical = scipy.special.stdtrit(df, 1 - ALPHA / 2)
+    far = np.nan_to_num(scipy.special.nctdtr(df, nc, -critical))
+    return float(1.0 - scipy.special.nctdtr(df, nc, critical) + far)
 
 
 @lru_cache(maxsize=None)
 def detectable_d(n: int) -> float:
     """The standardised paired difference (mean / sd of the differences) that a two-sided
-    paired t-test over ``n`` pairs detects with power ``POWER`` at ``ALPHA``; NaN for n < 2."""
+    paired t-test over ``n`` pairs detects with power ``POWER`` at ``ALPHA``; NaN for n < 2.
+
+    Power grows with d, so bisection finds it (to 1e-12; ``scipy.optimize`` would add 0.15 s
+    of import for a root this plain)."""
     if n < 2:
         return float("nan")
-    from statsmodels.stats.power import TTestPower
-    return float(TTestPower().solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided"))
+    low, high = 0.0, 1.0
+    while power(high, n) < POWER:
+        low, high = high, 2 * high
+    while high - low > 1e-12:
+        middle = (low + high) / 2
+        low, high = (middle, high) if power(middle, n) < POWER else (low, middle)
+    return (low + high) / 2
 
 
 def minimum_detectable(std: np.ndarray, n: np.ndarray) -> np.ndarray:
