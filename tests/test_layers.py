@@ -138,13 +138,16 @@ def test_the_graph_sees_function_level_imports_and_cycles():
 
 
 def test_composition_registry_and_report_import_no_torch():
+    """Nor the libraries whose imports once took most of the report's start-up (seaborn,
+    ``scipy.stats``, statsmodels, pyplot)."""
     code = (
         "import sys\n"
         "from orchestration import compose, cli\n"
         "import methods, eval.report.build, orchestration.status, orchestration.sweepfile\n"
         "run = compose.resolve(['method=simclr', 'profile=smoke'], need_data=False)\n"
         "for name in methods.names(): methods.get(name)\n"
-        "heavy = sorted(m for m in ('torch', 'timm', 'lightly.loss', 'lightning_fabric') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'lightly.loss', 'lightning_fabric', 'seaborn',\n"
+        "                           'scipy.stats', 'statsmodels', 'matplotlib.pyplot') if m in sys.modules)\n"
         "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
