@@ -7,7 +7,7 @@ The one place that turns a config, the data sizes and the measured costs into st
 - :meth:`Plan.pretrain_steps`: the budget over a method's measured FLOPs per step (within one
   step of the budget), or for an hours budget the hours over a step's measured seconds.
 - :meth:`Plan.finetune_steps`: the recipe (:func:`recipe_steps`, ``finetune.epochs`` passes
-  over the labelled ids) plus, under ``match=total``, the budget the run did not spend on
+  over the labelled ids, or ``finetune.steps`` whatever their number) plus, under ``match=total``, the budget the run did not spend on
   pre-training, at the fine-tuning step's measured cost.
 - :func:`plan_run`: both phases' steps of one run, made before any training from its
   measured step costs (the runner, which prints it as the run's start header) or from
@@ -72,8 +72,19 @@ def plan(cfg: DictConfig, image_flops: float, n_pretrain: int) -> Plan:
 
 
 def recipe_steps(cfg: DictConfig, n_labelled: int) -> int:
-    """Fine-tuning steps of the recipe: ``finetune.epochs`` passes over the labelled ids."""
+    """Fine-tuning steps of the recipe: ``finetune.steps`` where set, so that every label
+    fraction gets the same optimisation; otherwise ``finetune.epochs`` passes over the
+    ``n_labelled`` ids (fewer labels, fewer steps)."""
+    if cfg.finetune.get("steps") is not None:
+        return int(cfg.finetune.steps)
     return max(1, math.ceil(cfg.finetune.epochs * n_labelled / cfg.finetune.batch_size))
+
+
+def recipe_words(cfg: DictConfig) -> str:
+    """The setting that fixes the recipe's length, as the user would write it."""
+    if cfg.finetune.get("steps") is not None:
+        return f"finetune.steps={cfg.finetune.steps}"
+    return f"finetune.epochs={cfg.finetune.epochs:g}"
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class Costs:
     image_flops: float                  # one image, forward + backward, at pretrain.res
     pretrain_step_flops: float          # 0: an init-only method
     finetune_step_flops: float
-    recipe_steps: int                   # finetune.epochs passes over the labelled ids
+    recipe_steps: int                   # recipe_steps(): finetune.steps, or epochs over the labelled ids
     measured: bool
     step_seconds: Callable[[], float] | None = None     # an hours budget: times one step
 
@@ -145,7 +156,7 @@ def plan_run(cfg: DictConfig, costs: Costs, cached: dict | None = None) -> RunPl
     fine = p.finetune_steps(costs.recipe_steps, costs.finetune_step_flops, spent)
     for phase, n, keys in (("pre-training", pre_steps, f"budget={cfg.budget}: check its unit "
                                                         f"(ep, step, img, tflop, pflop, h)"),
-                           ("fine-tuning", fine, f"check finetune.epochs={cfg.finetune.epochs:g}"
+                           ("fine-tuning", fine, f"check {recipe_words(cfg)}"
                                                  + (f" and budget={cfg.budget} (match=total)"
                                                     if cfg.match == "total" else ""))):
         if not math.isnan(n) and n > MAX_STEPS:

@@ -164,6 +164,7 @@ class PretrainConfig:
 @dataclass
 class FinetuneConfig:
     epochs: float = 50.0            # fine-tuning length under match=pretrain (labelled set epochs)
+    steps: Optional[int] = None     # instead of epochs: this many steps at every label fraction
     batch_size: int = 128
     lr: float = 5e-4
     weight_decay: float = 2e-4      # not on biases and norm weights
@@ -286,6 +287,7 @@ DROPPED_AT_DEFAULT = {
     "method.weighting": "none",       # simclr, peclr: SiMHand's SimCLR_w / PeCLR_w when "linear"
     "data.split": None,               # a data set with one official split (FreiHAND, synthetic)
     "eval.also": [],                  # no cross-dataset evaluation
+    "finetune.steps": None,           # fine-tuning length in epochs (finetune.epochs)
     "pretrain.sources.*.scale": None,  # a source with one annotation file
 }
 

@@ -180,6 +180,7 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
         ("finetune.label_fraction", 0.0 < cfg.finetune.label_fraction <= 1.0, "in (0, 1]"),
         ("data.val_fraction", 0.0 <= cfg.data.val_fraction < 1.0, "in [0, 1)"),
         ("finetune.epochs", cfg.finetune.epochs > 0, "> 0"),
+        ("finetune.steps", cfg.finetune.steps is None or cfg.finetune.steps >= 1, ">= 1 or null"),
         ("finetune.batch_size", cfg.finetune.batch_size > 0, "> 0"),
         ("pretrain.batch_size", cfg.pretrain.batch_size > 1, "> 1"),
         ("data.res", cfg.data.res >= 32, ">= 32"),

@@ -48,6 +48,46 @@ def test_the_recipe_is_epochs_over_the_labelled_ids():
     assert compute.recipe_steps(c, 1) == 1
 
 
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 5000), fractions=st.lists(st.floats(0.05, 1.0), min_size=2, max_size=4))
+def test_fixed_fine_tuning_steps_give_every_label_fraction_the_same_optimisation(steps, fractions):
+    """finetune.steps fixes the recipe whatever the labelled set's size, in the plan and the
+    dry-run estimate alike; epochs scale with it."""
+    for fraction in fractions:
+        c = cfg(f"finetune.steps={steps}", f"finetune.label_fraction={fraction}")
+        labelled = max(8, round(fraction * 400))
+        assert compute.recipe_steps(c, labelled) == steps
+        e = compute.estimate(c, passes_per_sample=2, n_pretrain=320, n_labelled=labelled,
+                             image_flops_pretrain=1e9, image_flops_finetune=2e9)
+        assert e.finetune_steps == steps
+    epochs = cfg("finetune.epochs=2")
+    assert compute.recipe_steps(epochs, 40) < compute.recipe_steps(epochs, 400)
+
+
+def test_fixed_steps_are_checked_named_in_the_run_id_and_leave_old_ids_alone():
+    """A committed record, written before finetune.steps existed, keeps its run id and its
+    pre-training cache key; a set value changes the run id but not the cache key."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.config import run_id
+    from benchmarks.errors import UserError
+    from benchmarks.run import pretrain_key
+
+    with pytest.raises(UserError, match=r"finetune.steps must be >= 1 or null \(got 0\)"):
+        cfg("finetune.steps=0")
+    assert len({run_id(cfg("finetune.steps=100")), run_id(cfg("finetune.steps=200")), run_id(cfg())}) == 3
+    record = json.loads(next(Path(__file__).parents[1].glob("results/cpu-study/records/simclr-*/result.json"))
+                        .read_text())
+    old = record["config"]
+    assert "steps" not in old["finetune"]
+    new = json.loads(json.dumps(old))
+    new["finetune"]["steps"] = None
+    assert run_id(new) == run_id(old) == record["run_id"] and pretrain_key(new) == pretrain_key(old)
+    new["finetune"]["steps"] = 500
+    assert run_id(new) != record["run_id"] and pretrain_key(new) == pretrain_key(old)
+
+
 def test_the_estimate_is_the_plan_with_estimated_step_costs():
     c = cfg("budget=1ep", "pretrain.batch_size=16")
     e = compute.estimate(c, passes_per_sample=2, n_pretrain=320, n_labelled=64,
