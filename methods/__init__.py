@@ -29,6 +29,7 @@ MODULES: dict[str, str] = {
     "dino": "methods.dino",
     "barlowtwins": "methods.barlowtwins",
     "mae": "methods.mae",
+    "control": "methods.control",
 }
 
 _REGISTRY: dict[str, type] = {}

@@ -56,7 +56,7 @@ def test_registry_is_explicit_and_rejects_duplicates():
     assert methods.names() == ["random", "imagenet", "simclr", "peclr", "pairwise", "jointcon",
                                "vicreg", "trajreg", "supervised2d", "synthetic3d", "weights",
                                "simhand", "tempclr", "byol", "mocov3", "dino", "barlowtwins",
-                               "mae"]
+                               "mae", "control"]
     cls = methods.get("simclr")
     impostor = type("Impostor", (cls,), {})
     with pytest.raises(ValueError, match="registered twice"):
