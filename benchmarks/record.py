@@ -55,8 +55,9 @@ METRICS: tuple[str, ...] = ("pa_epe_mm", "pa_auc", "epe_mm", "auc")
 JOINTS: tuple[str, ...] = tuple(joint_label(n) for n in JOINT_NAMES)   # FreiHAND order
 PROBE_PREFIX = "probe_"
 # Row columns of the pre-training's objective on held-out frames (``Record.pretraining``):
-# its value at the start and the end, the method's chance level, and the collapse
-# indicators a method logs (``COLLAPSE_LOGS``), at the end.
+# its value at the start and the end, the method's chance level, an image-blind predictor's
+# value (``baseline``), the verdict (``learned``: 1 or 0, the method's criterion met), and the
+# collapse indicators a method logs (``COLLAPSE_LOGS``), at the end.
 PRETEXT_PREFIX = "pretext_"
 # Row columns of cross-dataset evaluation (``Record.transfer``): ``transfer_<set>_pa_epe_mm``
 # and its floor ``transfer_<set>_floor_pa_epe_mm``.
@@ -387,6 +388,18 @@ def _pretext(record: dict[str, Any], row: dict[str, Any]) -> None:
         row[f"{PRETEXT_PREFIX}{end}"] = _number(record, f"pretraining.{end}.{objective}")
     if block.get("chance") is not None:
         row[f"{PRETEXT_PREFIX}chance"] = _number(record, "pretraining.chance")
+    baseline = block.get("baseline")
+    if baseline is not None:
+        if not isinstance(baseline, dict):
+            raise Invalid(f"pretraining.baseline is {_said(baseline)}, not an object")
+        if objective in baseline:
+            row[f"{PRETEXT_PREFIX}baseline"] = _number(record, f"pretraining.baseline.{objective}")
+    if "learned" in block:
+        if not isinstance(block["learned"], bool):
+            raise Invalid(f"pretraining.learned is {_said(block['learned'])}, not true or false")
+        if not isinstance(block.get("criterion"), str) or not block["criterion"]:
+            raise Invalid("pretraining.learned is given without its criterion (a sentence)")
+        row[f"{PRETEXT_PREFIX}learned"] = float(block["learned"])
     for name in COLLAPSE_LOGS:
         if isinstance(block.get("end"), dict) and name in block["end"]:
             row[f"{PRETEXT_PREFIX}{name}"] = _number(record, f"pretraining.end.{name}")

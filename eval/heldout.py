@@ -7,7 +7,9 @@ draws, so that the start and the end see the same views. The measure is taken in
 mode (the loss as training computes it, batch statistics included) and leaves the method as it
 found it: every buffer (BatchNorm statistics, DINO's centre, step counters) is restored, and
 every random number comes from the measure's own generators, so a run that measures trains
-exactly as one that does not. The record keeps both ends (``Record.pretraining``).
+exactly as one that does not. The record keeps both ends (``Record.pretraining``), beside
+an image-blind predictor's score on the same views where the method has one
+(``Method.baseline``) and the method's verdict on whether it learned (``Method.learned``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import batches as B
+from methods.base import Method
 
 BATCHES = 4              # held-out batches per measure
 SEED = 7_919             # the measure's own draws (views, masks), the same at both ends
@@ -30,6 +33,25 @@ def images(source, batch_size: int) -> int:
 def objective(method, loss_fn, source, batch_size: int, device) -> dict[str, float]:
     """Mean loss (``loss``) and logs of ``loss_fn(method, batch, generator)`` over the
     held-out ``source``."""
+    def scalars(m, batch, g):
+        loss, logs = loss_fn(m, batch, g)
+        return {"loss": float(loss), **logs}
+
+    return _average(method, scalars, source, batch_size, device)
+
+
+def baseline(method, baseline_fn, source, batch_size: int, device) -> dict[str, float] | None:
+    """``baseline_fn(method, batch, generator)`` (``Method.baseline``: an image-blind
+    predictor's scalars) over the same held-out batches and views as :func:`objective`; None
+    where the method has no such predictor."""
+    if type(method).baseline is Method.baseline:
+        return None
+    return _average(method, baseline_fn, source, batch_size, device)
+
+
+def _average(method, scalars, source, batch_size: int, device) -> dict[str, float]:
+    """Mean of ``scalars(method, batch, generator)`` over up to ``BATCHES`` held-out batches,
+    each with its own fixed generator, leaving the method's buffers and mode as they were."""
     n = min(BATCHES, max(1, len(source) // batch_size))
     order = B.StepIndices(len(source), min(batch_size, len(source)), SEED)
     saved = {name: b.detach().clone() for name, b in method.named_buffers()}
@@ -41,8 +63,7 @@ def objective(method, loss_fn, source, batch_size: int, device) -> dict[str, flo
             for k, batch in enumerate(B.iterate(source, order, 0, n)):
                 batch = {key: v.to(device) for key, v in batch.items()}
                 g = torch.Generator(device=device).manual_seed(SEED + k)
-                loss, logs = loss_fn(method, batch, g)
-                for key, v in {"loss": float(loss), **logs}.items():
+                for key, v in scalars(method, batch, g).items():
                     sums[key] = sums.get(key, 0.0) + float(v)
     finally:
         buffers = dict(method.named_buffers())
@@ -65,3 +86,12 @@ def start_measure(method, loss_fn, source, batch_size: int, device, folder: Path
     tmp.write_text(json.dumps(value))
     tmp.replace(path)
     return value
+
+
+def judge(method_cls, cfg, block: dict) -> dict:
+    """``block`` with the method's ``criterion`` and ``learned`` verdict added (kept where it
+    already has them)."""
+    if "learned" in block:
+        return block
+    criterion, learned = method_cls.learned(cfg, block)
+    return {**block, "criterion": criterion, "learned": bool(learned)}

@@ -61,6 +61,10 @@ def method_loss(method, batch: dict, g: torch.Generator):
     return method.loss(as_float_images(batch), g)
 
 
+def method_baseline(method, batch: dict, g: torch.Generator):
+    return method.baseline(as_float_images(batch), g)
+
+
 def measure(cfg: DictConfig, method, source, order, device) -> float:
     """FLOPs of one pre-training step of this method, on the run's first batch."""
     first = {k: v.to(device) for k, v in next(B.iterate(source, order, 0, 1)).items()}
@@ -171,8 +175,10 @@ def pretrain(prep: Pretraining, backbone, steps: int, budget_flops: float | None
             cached = fabric.broadcast(cached, src=0)
         if cached is not None:
             backbone.net.load_state_dict(cached["state"])
-            return PretrainResult(**{**cached["meta"], "cache_hit": True, "key": key,
-                                     "curve": cached["curve"]})
+            meta = cached["meta"]
+            if meta.get("heldout"):             # an entry cached before verdicts were recorded
+                meta = {**meta, "heldout": heldout.judge(run.method, run.cfg.method, meta["heldout"])}
+            return PretrainResult(**{**meta, "cache_hit": True, "key": key, "curve": cached["curve"]})
         result = _train(prep, steps, budget_flops)
         result.key = key
         if bad := non_finite(backbone.net.state_dict()):
@@ -227,6 +233,10 @@ def _train(prep: Pretraining, steps: int, budget_flops: float | None) -> Pretrai
         held = {"objective": run.method.objective, "images": heldout.images(prep.heldout, bs),
                 "chance": run.method.chance(cfg.method, min(bs, len(prep.heldout))),
                 "start": start, "end": end}
+        base = heldout.baseline(method, method_baseline, prep.heldout, bs, device)
+        if base is not None:
+            held["baseline"] = base
+        held = heldout.judge(run.method, cfg.method, held)
     return PretrainResult(flops=steps * prep.step_flops, steps=steps,
                           images=steps * cfg.pretrain.batch_size * passes,
                           step_flops=prep.step_flops, budget_flops=budget_flops, wall_s=out.wall_s,

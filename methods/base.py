@@ -117,6 +117,23 @@ class Method:
         states none (a collapse indicator in its logs says more)."""
         return None
 
+    def baseline(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+                 ) -> dict[str, float] | None:
+        """The logged scalars of a predictor that ignores the image, on the views ``loss``
+        draws from the same ``generator`` state (a constant 2D pose, zero relative depth):
+        the reference a supervised pre-training's held-out measure must beat. None where the
+        method has no such predictor (its chance level, or its start, is the reference)."""
+        return None
+
+    @classmethod
+    def learned(cls, cfg: MethodConfig, block: dict) -> tuple[str, bool]:
+        """Whether the held-out measure ``block`` (``Record.pretraining``: ``start``, ``end``,
+        ``chance``, ``baseline``) says the pre-training learned its task, and the criterion in
+        words. Here: the objective ends below its start and ``LEARN_MARGIN`` below its
+        reference (the image-blind baseline, else the chance level, else the start), and
+        where the method logs an embedding std it ends at ``COLLAPSED_STD`` or above."""
+        return learned_by(cls.objective, block)
+
     @classmethod
     def init_weights(cls, cfg: MethodConfig) -> InitWeights | None:
         """Init-only methods: the weights the backbone starts from, as a declaration the harness
@@ -139,6 +156,35 @@ class Method:
     def external(cls, cfg: MethodConfig) -> str | None:
         """Pre-training done outside the suite that the run starts from, in words, or None."""
         return getattr(cls, "external_pretrain", None)
+
+
+LEARN_MARGIN = 0.05      # the held-out objective must end this far (relative) below its reference
+COLLAPSED_STD = 0.2      # an embedding std below it at the end: collapsed (1 when spread, 0 collapsed)
+
+
+def learned_by(key: str, block: dict, extra: tuple[tuple[str, bool], ...] = ()) -> tuple[str, bool]:
+    """The default rule of ``Method.learned`` on the logged scalar ``key``, with ``extra``
+    (words, passed) conditions that must hold too."""
+    start, end = float(block["start"][key]), float(block["end"][key])
+    base = (block.get("baseline") or {}).get(key)
+    if base is not None:
+        reference, said = float(base), "a predictor that ignores the image"
+    elif block.get("chance") is not None:
+        reference, said = float(block["chance"]), "chance"
+    else:
+        reference, said = start, "its start"
+    bar = reference - LEARN_MARGIN * abs(reference)
+    if reference == start:
+        words = f"held-out {key} ends at least {LEARN_MARGIN:.0%} below its start (below {bar:.4g})"
+    else:
+        words = (f"held-out {key} ends below its start and {LEARN_MARGIN:.0%} below {said} "
+                 f"({reference:.4g}: below {bar:.4g})")
+    conditions = [(words, end < min(start, bar)), *extra]
+    std = block["end"].get("embedding_std")
+    if std is not None:
+        conditions.append((f"embedding std ends at {COLLAPSED_STD} or above (not collapsed)",
+                           float(std) >= COLLAPSED_STD))
+    return "; ".join(w for w, _ in conditions), all(ok for _, ok in conditions)
 
 
 def embedding_std(z: torch.Tensor) -> float:

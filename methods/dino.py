@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
-from methods.base import Method
+from methods.base import Method, learned_by
 from methods.byol import check_momentum
 from methods.momentum import MomentumTeacher
 
@@ -93,6 +93,20 @@ class DINO(MomentumTeacher, Method):
     inputs = ("images",)
     passes_per_sample = 4           # student and teacher, two global views each
     Config = DINOConfig
+
+    UNIFORM_SHARE = 0.95     # a teacher entropy above this share of log K: near uniform (collapsed)
+
+    @classmethod
+    def learned(cls, cfg: DINOConfig, block: dict) -> tuple[str, bool]:
+        """The default rule on ``kl``, and the teacher not collapsed to uniform: its entropy
+        ends below ``UNIFORM_SHARE`` of log K (K = ``out_dim`` prototypes)."""
+        import math
+
+        limit = cls.UNIFORM_SHARE * math.log(cfg.out_dim)
+        entropy = float(block["end"]["teacher_entropy"])
+        return learned_by(cls.objective, block, ((
+            f"teacher entropy ends below {cls.UNIFORM_SHARE:.0%} of log K ({limit:.3g} nats; not uniform)",
+            entropy < limit),))
 
     @classmethod
     def settle(cls, cfg: DINOConfig, run=None) -> None:

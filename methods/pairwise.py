@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
-from methods.base import Method
+from methods.base import Method, learned_by
 from methods.simclr import projection_head
 
 if TYPE_CHECKING:
@@ -94,6 +94,16 @@ class Pairwise(Method):
     inputs = ("images",)
     passes_per_sample = 2
     Config = PairwiseConfig
+
+    @classmethod
+    def learned(cls, cfg: PairwiseConfig, block: dict) -> tuple[str, bool]:
+        """The default rule on the heads' unweighted L1 errors, summed (``l1``): the loss itself
+        also falls as the learned log-variances go negative, which is not learning the task.
+        A fresh head predicts about 0, the image-blind guess for differences of two views'
+        symmetric draws, so the start is the reference."""
+        keys = [f"l1_{h}" for h in cfg.heads]
+        summed = {end: {"l1": sum(float(block[end][k]) for k in keys)} for end in ("start", "end")}
+        return learned_by("l1", summed)
 
     @classmethod
     def settle(cls, cfg: PairwiseConfig, run=None) -> None:

@@ -81,13 +81,25 @@ class Supervised2D(Method):
         """Normalised uv (B, 21, 2) predicted for ``images``."""
         return self.head(self.backbone(images)).view(len(images), N_JOINTS, 2)
 
-    def loss(self, batch: dict[str, Tensor], generator: torch.Generator
-             ) -> tuple[Tensor, dict[str, float]]:
+    def _targets(self, batch: dict[str, Tensor], generator: torch.Generator):
         images = batch["image"]
         view = self.augmenter(images, generator, keypoints=batch["uv"])
-        target = normalise_uv(view.keypoints, (images.shape[-1], images.shape[-2]))
+        return view, normalise_uv(view.keypoints, (images.shape[-1], images.shape[-2]))
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator
+             ) -> tuple[Tensor, dict[str, float]]:
+        view, target = self._targets(batch, generator)
         loss = keypoint_l1(self.predict(view.images), target)
         return loss, {"loss": float(loss.detach())}
+
+    def baseline(self, batch: dict[str, Tensor], generator: torch.Generator) -> dict[str, float]:
+        """One 2D pose for every image: each coordinate's median over the batch's views (the
+        constant that minimises their L1, fitted on the very frames it is scored on)."""
+        import torch
+
+        _, target = self._targets(batch, generator)
+        constant = torch.nanmedian(target.flatten(1), dim=0).values.view(1, N_JOINTS, 2)
+        return {"loss": float(keypoint_l1(constant.expand_as(target), target))}
 
 
 METHOD = Supervised2D

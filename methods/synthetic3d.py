@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Optional
 
 from benchmarks.config import POSE_HEADS, FinetuneConfig, MethodConfig
 from benchmarks.errors import UserError
-from methods.base import Method
+from methods.base import Method, learned_by
 
 if TYPE_CHECKING:
     import torch
@@ -82,6 +82,20 @@ class Synthetic3D(Method):
              ) -> tuple[Tensor, dict[str, float]]:
         loss, logs = self.task(self.pose, batch, generator)
         return loss, {k: float(v) for k, v in logs.items()}
+
+    def baseline(self, batch: dict[str, Tensor], generator: torch.Generator) -> dict[str, float]:
+        """Relative depth predicted as 0 for every joint: the L1 of the targets themselves
+        (relative depth does not move with the 2D augmentation, so the views need not be drawn)."""
+        from benchmarks.pose_model import targets
+
+        zrel = targets(batch["xyz"].float(), batch["K"].float())["zrel"]
+        return {"zrel": float(zrel.abs().mean())}
+
+    @classmethod
+    def learned(cls, cfg: Synthetic3DConfig, block: dict) -> tuple[str, bool]:
+        """The default rule on relative depth (``zrel``) against predicting 0: the part of the
+        task a 2D method cannot do, and the part the pilot's pre-training never learned."""
+        return learned_by("zrel", block)
 
 
 METHOD = Synthetic3D

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.config import MethodConfig
 from benchmarks.errors import UserError
-from methods.base import Method
+from methods.base import Method, learned_by
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +51,19 @@ class VICReg(Method):
     inputs = ("images",)
     passes_per_sample = 2
     Config = VICRegConfig
+
+    SPREAD_VARIANCE = 0.5    # the variance term (mean relu(1 - std)) must end at or below it
+
+    @classmethod
+    def learned(cls, cfg: VICRegConfig, block: dict) -> tuple[str, bool]:
+        """The default rule on the loss, and the embeddings not collapsing: the unweighted
+        variance term ends at ``SPREAD_VARIANCE`` or below (a mean per-dimension std of 0.5 or
+        more). A loss that falls on its invariance term alone, variance near 1, has not
+        learned VICReg's task."""
+        variance = float(block["end"]["variance"])
+        return learned_by(cls.objective, block, ((
+            f"variance term ends at {cls.SPREAD_VARIANCE} or below (embeddings spread)",
+            variance <= cls.SPREAD_VARIANCE),))
 
     @classmethod
     def settle(cls, cfg: VICRegConfig, run=None) -> None:

@@ -113,7 +113,9 @@ def example_record(method: str, seed: int, pa_epe_mm: float, *, epe_mm: float | 
         if pretrains and external is None:          # the objective on held-out frames
             record["pretraining"] = {"objective": "loss", "images": 256, "chance": 4.84,
                                      "start": {"loss": 4.8 + 0.01 * seed, "embedding_std": 0.9},
-                                     "end": {"loss": 3.5 + 0.05 * seed, "embedding_std": 0.7}}
+                                     "end": {"loss": 3.5 + 0.05 * seed, "embedding_std": 0.7},
+                                     "criterion": "held-out loss ends 5% below chance",
+                                     "learned": seed != 2}
         if record["label_fraction"] == 1.0 and record["match"] == "pretrain":   # eval.also
             floor = {"canonical_hand": {"pa_epe_mm": 19.0, "pa_auc": 0.2, "epe_mm": 60.0, "auc": 0.05}}
             record["transfer"] = {"dexycb": {"pa_epe_mm": pa_epe_mm + 6.0, "pa_auc": 0.5,

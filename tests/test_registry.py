@@ -16,7 +16,8 @@ from benchmarks.backbone import create_backbone
 from benchmarks.config import AugmentConfig, EngineConfig
 from benchmarks.engine import Engine, Phase
 from benchmarks.flops import count_step_flops
-from eval.pretrain import method_loss
+from eval import heldout
+from eval.pretrain import method_baseline, method_loss
 from benchmarks.pose_model import PoseNet
 from methods.base import INPUTS
 
@@ -95,11 +96,20 @@ def test_pretrains_and_hands_over_to_finetuning(name, tmp_path):
         return float(loss) if cls.objective == "loss" else logs[cls.objective]
 
     before = fixed_loss()
+    start = heldout.objective(method, method_loss, source, N, "cpu")
     out = Engine(EngineConfig(progress=False, log_every=1, checkpoint_every=100)).fit(ph)
     losses = [r["loss"] for r in out.curve]
     assert len(losses) == steps and all(torch.isfinite(torch.tensor(losses)))
     after = fixed_loss()
     assert after < before, f"{name}: loss did not fall on a fixed batch ({before} -> {after})"
+    # the harness's verdict on the held-out measure: a criterion in words and true or false
+    held = {"objective": cls.objective, "chance": cls.chance(method.cfg, N), "start": start,
+            "end": heldout.objective(method, method_loss, source, N, "cpu")}
+    base = heldout.baseline(method, method_baseline, source, N, "cpu")
+    if base is not None:
+        held["baseline"] = base
+    judged = heldout.judge(cls, method.cfg, held)
+    assert isinstance(judged["learned"], bool) and judged["criterion"], name
 
     # the checkpoint's backbone loads into the fine-tune harness
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["module"]

@@ -274,6 +274,9 @@ def test_present_but_broken_new_fields_make_the_record_invalid(tmp_path):
     broken(4, lambda r: r["baselines"]["one_point"].update(pa_epe_mm=True))
     broken(5, lambda r: r["metrics"].update(epe_2d_px=None, auc_2d=None))       # null: not recorded
     broken(6, lambda r: r.pop("baselines"))                                      # absent: not recorded
+    broken(7, lambda r: r["pretraining"].update(learned="yes"))
+    broken(8, lambda r: r["pretraining"].pop("criterion"))
+    broken(9, lambda r: [r["pretraining"].pop(k) for k in ("criterion", "learned")])   # before verdicts
     runs = load_runs(tmp_path)
     reasons = {re.search(r"-(s\d)-", p.run).group(1): (p.kind, p.reason) for p in runs.problems}
     assert reasons == {
@@ -282,10 +285,31 @@ def test_present_but_broken_new_fields_make_the_record_invalid(tmp_path):
         "s2": ("invalid", "config.finetune.head is 3, not a non-empty string"),
         "s3": ("invalid", "baselines is a list, not an object"),
         "s4": ("invalid", "baselines.one_point.pa_epe_mm is True, not a finite number"),
+        "s7": ("invalid", "pretraining.learned is 'yes', not true or false"),
+        "s8": ("invalid", "pretraining.learned is given without its criterion (a sentence)"),
     }
     rows = runs.table.set_index("seed")
     assert np.isnan(rows.at[5, "epe_2d_px"]) and rows.at[5, "floor_pa_epe_mm"] == 20.0
     assert np.isnan(rows.at[6, "floor_pa_epe_mm"]) and rows.at[6, "epe_2d_px"] == pytest.approx(4.0)
+    assert np.isnan(rows.at[9, "pretext_learned"]) and rows.at[5, "pretext_learned"] == 1.0
+
+
+def test_the_pretraining_table_counts_the_seeds_that_learned(tmp_path):
+    """Seeds 0 and 1 of the example records learned, seed 2 did not; a group of seeds 0-1 says
+    yes, one of seeds 0-2 says 2 of 3, and a group without verdicts says nothing."""
+    results = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        write_record(results, example_record("simclr", seed, 10.0))
+    for seed in (0, 1):
+        write_record(results, example_record("peclr", seed, 10.0))
+    old = example_record("vicreg", 0, 10.0)
+    for key in ("criterion", "learned"):
+        old["pretraining"].pop(key)
+    write_record(results, old)
+    build_report(results, tmp_path / "report")
+    cells = _cells((tmp_path / "report" / "tables" / "table6_pretraining.md").read_text(), "method")
+    assert {m: cells[m]["learned"] for m in ("simclr", "peclr", "vicreg")} == {
+        "simclr": "2 of 3", "peclr": "yes", "vicreg": "–"}
 
 
 # method -> (PA-EPE of seeds 0, 1, 2; canonical-hand floor of those runs), all in mm
