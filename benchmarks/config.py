@@ -187,6 +187,7 @@ class EngineConfig:
     accelerator: str = "auto"       # auto | cpu | cuda
     precision: str = "auto"         # auto: bf16-mixed on GPU, 32-true on CPU
     channels_last: bool = True      # GPU only
+    channels_last_on_cpu: bool = False   # channels_last on the CPU too (oneDNN: 7-14 % faster here)
     compile: bool = False
     devices: int = 1
     num_workers: int = 0
@@ -288,6 +289,7 @@ DROPPED_AT_DEFAULT = {
     "data.split": None,               # a data set with one official split (FreiHAND, synthetic)
     "eval.also": [],                  # no cross-dataset evaluation
     "finetune.steps": None,           # fine-tuning length in epochs (finetune.epochs)
+    "engine.channels_last_on_cpu": False,   # contiguous tensors on the CPU
     "pretrain.sources.*.scale": None,  # a source with one annotation file
 }
 

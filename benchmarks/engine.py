@@ -145,7 +145,10 @@ class Engine:
         return f"cpu:{os.cpu_count()}cores"
 
     def prepare(self, module: nn.Module) -> nn.Module:
-        if self.device.type == "cuda" and self.cfg.channels_last:
+        """``module`` in channels_last memory format where the config asks for it on this device
+        (``engine.channels_last`` on a GPU, ``engine.channels_last_on_cpu`` on the CPU)."""
+        wanted = self.cfg.channels_last if self.device.type == "cuda" else getattr(self.cfg, "channels_last_on_cpu", False)
+        if wanted:
             module = module.to(memory_format=torch.channels_last)
         return module
 
