@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "records. With --ablation: the table of one sweep's runs in file order instead.",
                   ["bench report --results results/cpu-study/records --out results/cpu-study/report",
                    "bench report --ablation sweeps/calibration-search.yaml --against first "
-                   "--results results/calibration/records"])
+                   "--results results/calibration/records",
+                   "bench report --claims sweeps/claims-study.yaml --results results/claims-study/records "
+                   "--out results/claims-study/report"])
     _results_arg(report)
     report.add_argument("--out", type=Path, default=None,
                         help="report folder (default results/report); with --ablation, a Markdown file "
@@ -119,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "by what its config changes")
     report.add_argument("--against", choices=("previous", "first"), default="previous",
                         help="--ablation: label rows by their change from the previous or the first run")
+    report.add_argument("--claims", type=Path, metavar="SWEEP.yaml", default=None,
+                        help="also a verdict on each of the sweep file's claims (its claims: list), "
+                             "in tables/claims.md and the index")
 
     ev = _sub(sub, "evaluate", "score a FreiHAND-format prediction file like the official script",
               "Score predictions against FreiHAND's evaluation ground truth with the official "
@@ -303,7 +308,7 @@ def cmd_report(args, results: Path) -> int:
     out = args.out or Path("results/report")
     if not _writable(out.parent):
         raise UserError(f"--out {str(out)!r} is not writable: the report is built beside it and moved in")
-    index = build_report(results, out)
+    index = build_report(results, out, claims=args.claims)
     print(f"report written: {index}")
     return 0
 

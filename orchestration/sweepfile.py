@@ -33,7 +33,7 @@ from benchmarks.errors import UserError, one_line
 from benchmarks.run import Run
 from orchestration import compose
 
-TOP_KEYS = ("name", "description", "fixed", "grid")
+TOP_KEYS = ("name", "description", "fixed", "grid", "claims")     # claims: read by bench report --claims
 _PLAIN = re.compile(r"^[\w./@:+-]+$", re.ASCII)
 
 

@@ -146,6 +146,8 @@ def test_the_statistics_equal_statsmodels_power_solver():
         assert detectable_d(n) == pytest.approx(expected, rel=1e-6)
         assert power(detectable_d(n), n) == pytest.approx(0.8, abs=1e-9)
         assert power(0.7, n) == pytest.approx(TTestPower().power(0.7, n, 0.05, alternative="two-sided"), rel=1e-9)
+        holm_first = TTestPower().solve_power(nobs=n, alpha=0.05 / 8, power=0.8, alternative="two-sided")
+        assert detectable_d(n, 0.05 / 8) == pytest.approx(holm_first, rel=1e-6)
 
 
 def test_method_colours_are_fixed_per_method():

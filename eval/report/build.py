@@ -202,6 +202,7 @@ def _check_out(out_dir: Path, results_dir: Path) -> None:
 
 # What a report folder holds; anything else in an old report was put there by someone else.
 OWN_FILES = re.compile(r"(\.bench-report|index\.md|runs\.parquet|tables/table\d+_\w+\.(md|csv|tex)"
+                       r"|tables/claims(_comparisons)?\.(md|csv)"
                        r"|figures/fig\d+_\w+\.(png|pdf))")
 
 
@@ -240,12 +241,27 @@ def _main_result(part: Part, main: tables.Table | None) -> list[str]:
             *[part for line in said for part in (line, "")]]
 
 
-def _index(runs: Runs, shown: list[str], mains: list[str]) -> str:
+def _write_claims(claims: list, runs: Runs, staging: Path) -> list[str]:
+    """The claims' verdicts and comparisons (tables/claims.md, claims.csv and
+    claims_comparisons.csv); returns the index's section, which quotes the verdicts."""
+    from eval.report import claims as claim_table
+
+    comparisons, verdicts = claim_table.evaluate(claims, runs.table)
+    text = claim_table.markdown(comparisons, verdicts)
+    (staging / "tables" / "claims.md").write_text(f"# Claims\n\n{text}", encoding="utf-8")
+    verdicts.to_csv(staging / "tables" / "claims.csv", index=False)
+    comparisons.to_csv(staging / "tables" / "claims_comparisons.csv", index=False)
+    first = text.split("\n\n")[0]
+    return ["## Claims", "", "Each claim's verdict, computed from the records (every comparison, "
+            "the conventions and the CSVs: [tables/claims.md](tables/claims.md)).", "", first, ""]
+
+
+def _index(runs: Runs, shown: list[str], mains: list[str], claimed: list[str] = ()) -> str:
     kinds = ("failed", "unreadable", "invalid")
     counts = ", ".join(f"{sum(p.kind == kind for p in runs.problems)} {kind}" for kind in kinds)
     lines = ["# handbench report", "",
              f"Built from {runs.n_files} result records: {len(runs.table)} in the tables, {counts}.", "",
-             *_heads_line(runs), *mains]
+             *_heads_line(runs), *claimed, *mains]
     lines += ["## Statistics", "", *STATISTICS, "", *shown, "## Records not in the tables", "",
               *_problem_lines(runs.problems), ""]
     if not runs.table.empty:
@@ -295,7 +311,7 @@ def _write_part(part: Part, staging: Path, drawn: dict) -> tuple[list[str], list
     return _main_result(part, built.get(TABLES[0].stem)), sections
 
 
-def _write(runs: Runs, staging: Path) -> str:
+def _write(runs: Runs, staging: Path, claims: list | None = None) -> str:
     """Write tables, figures and data into ``staging``; returns the index text."""
     (staging / "tables").mkdir()
     (staging / "figures").mkdir()
@@ -314,15 +330,22 @@ def _write(runs: Runs, staging: Path) -> str:
             main, shown = _write_part(part, staging, drawn)
             mains += main
             sections += shown
-    return _index(runs, sections, mains)
+        claimed = _write_claims(claims, runs, staging) if claims and not runs.table.empty else []
+    return _index(runs, sections, mains, claimed)
 
 
-def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
+def build_report(results_dir: Path | str, out_dir: Path | str, claims: Path | str | None = None) -> Path:
     """Build the report of every record under ``results_dir`` into ``out_dir``; returns index.md.
+    ``claims``: a sweep file whose ``claims`` list gets a verdict each (``eval.report.claims``).
 
-    Raises UserError when there is no record or ``out_dir`` is not safe to replace.
+    Raises UserError when there is no record, the claims cannot be read, or ``out_dir`` is not
+    safe to replace.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if claims is not None:
+        from eval.report.claims import read_claims
+
+        claims = read_claims(Path(claims))
     recover_dir(out_dir)                        # a report killed mid-swap gets its old folder back
     _check_out(out_dir, results_dir)
     runs = load_runs(results_dir)
@@ -332,7 +355,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        index = _write(runs, staging)
+        index = _write(runs, staging, claims)
         (staging / INDEX).write_text(index, encoding="utf-8")
         (staging / MARKER).write_text("Written by bench report; the whole folder is replaced by each call.\n",
                                       encoding="utf-8")

@@ -97,32 +97,33 @@ def t_test_p(samples: np.ndarray) -> np.ndarray:
     return 2.0 * scipy.special.stdtr(n - 1, -np.abs(t))
 
 
-def power(d: float, n: int) -> float:
-    """Power of the two-sided paired t-test at ``ALPHA`` over ``n`` pairs against a standardised
+def power(d: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test at ``alpha`` over ``n`` pairs against a standardised
     difference ``d``: the non-central t (n - 1 degrees of freedom, non-centrality d √n) beyond
     either critical value, as ``statsmodels``' ``TTestPower().power``. The far tail, below
     -critical, is below 1e-10 wherever ``nctdtr`` cannot evaluate it (NaN) and counts as 0."""
     df, nc = n - 1, d * np.sqrt(n)
-    critical = scipy.special.stdtrit(df, 1 - ALPHA / 2)
+    critical = scipy.special.stdtrit(df, 1 - alpha / 2)
     far = np.nan_to_num(scipy.special.nctdtr(df, nc, -critical))
     return float(1.0 - scipy.special.nctdtr(df, nc, critical) + far)
 
 
 @lru_cache(maxsize=None)
-def detectable_d(n: int) -> float:
+def detectable_d(n: int, alpha: float = ALPHA) -> float:
     """The standardised paired difference (mean / sd of the differences) that a two-sided
-    paired t-test over ``n`` pairs detects with power ``POWER`` at ``ALPHA``; NaN for n < 2.
+    paired t-test over ``n`` pairs detects with power ``POWER`` at ``alpha`` (``ALPHA``; Holm's
+    first step over m comparisons tests at ``ALPHA / m``); NaN for n < 2.
 
     Power grows with d, so bisection finds it (to 1e-12; ``scipy.optimize`` would add 0.15 s
     of import for a root this plain)."""
     if n < 2:
         return float("nan")
     low, high = 0.0, 1.0
-    while power(high, n) < POWER:
+    while power(high, n, alpha) < POWER:
         low, high = high, 2 * high
     while high - low > 1e-12:
         middle = (low + high) / 2
-        low, high = (middle, high) if power(middle, n) < POWER else (low, middle)
+        low, high = (middle, high) if power(middle, n, alpha) < POWER else (low, middle)
     return (low + high) / 2
 
 
