@@ -211,6 +211,7 @@ class AlsoConfig:
 class EvalConfig:
     probes: bool = False            # gesture / viewpoint probes on frozen pre-trained features
     probe_epochs: int = 100
+    pretext_points: int = 1         # held-out measures of pre-training's objective (evenly spaced, the last at its end)
     # cross-dataset evaluation: e.g. eval.also=[{name: dexycb, root: /data/dex-ycb}]
     also: list[AlsoConfig] = field(default_factory=list)
 
@@ -260,7 +261,7 @@ class RunConfig:
 # Keys that change how a run is executed or displayed, never what it computes.
 NON_SEMANTIC = ("launcher", "engine.progress", "engine.num_workers", "engine.log_every",
                 "engine.checkpoint_every", "engine.progress_every_s", "engine.logger",
-                "engine.threads")
+                "engine.threads", "eval.pretext_points")
 
 
 def to_container(cfg: DictConfig | dict) -> dict:

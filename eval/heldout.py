@@ -88,10 +88,26 @@ def start_measure(method, loss_fn, source, batch_size: int, device, folder: Path
     return value
 
 
+def points(steps: int, count: int) -> tuple[int, ...]:
+    """The steps after which the held-out measure is taken: ``count`` evenly spaced, the last
+    at ``steps`` (fewer where the run has fewer steps)."""
+    return tuple(sorted({max(1, round(steps * k / count)) for k in range(1, count + 1)}))
+
+
 def judge(method_cls, cfg, block: dict) -> dict:
     """``block`` with the method's ``criterion`` and ``learned`` verdict added (kept where it
-    already has them)."""
+    already has them); with a held-out ``curve``, also ``learned_at``: the first measured step
+    at which the criterion held against the start (None where it never did). What a budget
+    stopping there would reach is not measured: at an intermediate point the cosine schedule
+    has not yet annealed, as a shorter run's end has, so ``learned_at`` is an estimate that
+    usually errs long (a guide for choosing budgets, not a verdict)."""
     if "learned" in block:
         return block
     criterion, learned = method_cls.learned(cfg, block)
-    return {**block, "criterion": criterion, "learned": bool(learned)}
+    judged = {**block, "criterion": criterion, "learned": bool(learned)}
+    if block.get("curve"):
+        judged["learned_at"] = next(
+            (int(p["step"]) for p in block["curve"]
+             if method_cls.learned(cfg, {**block, "end": {k: v for k, v in p.items() if k != "step"}})[1]),
+            None)
+    return judged

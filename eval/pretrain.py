@@ -225,7 +225,8 @@ def _train(prep: Pretraining, steps: int, budget_flops: float | None) -> Pretrai
                images_per_step=cfg.pretrain.batch_size * passes,
                seed=cfg.seed, ckpt_dir=prep.folder / "ckpt",
                after_step=lambda done: method.after_step(done, steps),
-               evaluate=measure_on, eval_steps=(steps,) if measure_on else ())
+               evaluate=measure_on, eval_steps=heldout.points(steps, cfg.eval.get("pretext_points", 1))
+               if measure_on else ())
     out = prep.engine.fit(ph)
     held = None
     if measure_on is not None and out.evals:
@@ -233,6 +234,8 @@ def _train(prep: Pretraining, steps: int, budget_flops: float | None) -> Pretrai
         held = {"objective": run.method.objective, "images": heldout.images(prep.heldout, bs),
                 "chance": run.method.chance(cfg.method, min(bs, len(prep.heldout))),
                 "start": start, "end": end}
+        if len(out.evals) > 1:
+            held["curve"] = [{k: v for k, v in e.items() if k != "images"} for e in out.evals]
         base = heldout.baseline(method, method_baseline, prep.heldout, bs, device)
         if base is not None:
             held["baseline"] = base

@@ -188,6 +188,7 @@ def validate(cfg: DictConfig, need_data: bool = True) -> None:
         ("finetune.lr", cfg.finetune.lr > 0, "> 0"),
         ("pretrain.lr", cfg.pretrain.lr > 0, "> 0"),
         ("finetune.eval_points", cfg.finetune.eval_points >= 1, ">= 1"),
+        ("eval.pretext_points", cfg.eval.get("pretext_points", 1) >= 1, ">= 1"),
         ("pretrain.warmup_frac", 0.0 <= cfg.pretrain.warmup_frac < 1.0, "in [0, 1)"),
         ("finetune.warmup_frac", 0.0 <= cfg.finetune.warmup_frac < 1.0, "in [0, 1)"),
         ("finetune.depth_weight", cfg.finetune.depth_weight >= 0, ">= 0"),

@@ -106,3 +106,23 @@ def test_synthetic3d_baseline_is_predicting_zero_relative_depth():
               "start": {"loss": 30.0, "zrel": value}, "end": {"loss": 20.0, "zrel": value * 1.01}}
     words, ok = cls.learned(cls.Config(), judged)
     assert not ok and "zrel" in words           # the loss fell; relative depth did not
+
+
+def test_held_out_points_are_evenly_spaced_and_end_at_the_last_step():
+    from eval.heldout import points
+
+    assert points(100, 1) == (100,) and points(100, 4) == (25, 50, 75, 100)
+    assert points(3, 8) == (1, 2, 3)                          # fewer steps than points
+
+
+def test_learned_at_is_the_first_measured_step_that_meets_the_criterion():
+    from eval.heldout import judge
+
+    cls = methods.get("simclr")
+    curve = [{"step": s, "loss": v} for s, v in ((10, 4.9), (20, 4.7), (30, 4.4), (40, 4.5))]
+    held = {"objective": "loss", "chance": 4.84, "start": {"loss": 4.95}, "end": {"loss": 4.5}, "curve": curve}
+    judged = judge(cls, cls.Config(), held)
+    assert judged["learned"] and judged["learned_at"] == 30          # 4.4 < 0.95 x 4.84 = 4.598
+    never = judge(cls, cls.Config(), {**held, "curve": curve[:2], "end": {"loss": 4.7}})
+    assert not never["learned"] and never["learned_at"] is None
+    assert "learned_at" not in judge(cls, cls.Config(), {k: v for k, v in held.items() if k != "curve"})
