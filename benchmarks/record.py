@@ -78,6 +78,8 @@ DIAGNOSTICS: dict[str, str] = {
     "epe_2d_px": "metrics.epe_2d_px",                           # pixels of the network input
     "epe_2d_frac": "metrics.epe_2d_frac",                       # fraction of the crop side
     "auc_2d": "metrics.auc_2d",
+    "val_pa_epe_mm": "validation.pa_epe_mm",                    # the held-out training ids
+    "val_change": "validation.convergence.change",             # relative, over the last quarter
 }
 OPTIONAL: dict[str, str] = {**FLOORS, **DIAGNOSTICS}
 # the optional per-joint unaligned errors and 2D PCK curve, checked where present (not columns)
@@ -85,7 +87,8 @@ PER_JOINT_EPE = "metrics.per_joint_epe_mm"
 PCK_2D = "metrics.pck_2d"
 
 # What a metric's name says it holds (see :func:`_bounds`).
-FRACTION, ERROR_MM = "fraction", "error in mm"
+FRACTION, ERROR_MM, SIGNED = "fraction", "error in mm", "a signed number"
+SIGNED_NAMES: frozenset[str] = frozenset({"change"})          # any finite number
 FRACTIONS: frozenset[str] = frozenset({"auc", "pa_auc", "auc_2d", "pck", "pa_pck", "pck_2d"})  # in [0, 1]
 ERROR_SUFFIX = "_mm"                 # an error in millimetres, in [0, MAX_ERROR_MM]
 NOT_ERRORS: frozenset[str] = frozenset({"pck_thresholds_mm"})          # in mm, but not errors
@@ -331,10 +334,13 @@ def _get(record: dict[str, Any], dotted: str) -> Any:
 
 def _bounds(dotted: str) -> str | None:
     """What the metric at ``dotted`` is, by its last name: :data:`FRACTION` (in [0, 1]),
-    :data:`ERROR_MM` (in [0, :data:`MAX_ERROR_MM`]) or None (any number >= 0)."""
+    :data:`ERROR_MM` (in [0, :data:`MAX_ERROR_MM`]), :data:`SIGNED` (any finite number: a
+    relative change) or None (any number >= 0)."""
     name = dotted.rsplit(".", 1)[-1]
     if name in FRACTIONS:
         return FRACTION
+    if name in SIGNED_NAMES:
+        return SIGNED
     if name.endswith(ERROR_SUFFIX) and name not in NOT_ERRORS:
         return ERROR_MM
     return None
@@ -342,7 +348,8 @@ def _bounds(dotted: str) -> str | None:
 
 def _limits(kind: str | None) -> tuple[float, float]:
     """The lowest and highest value a metric of ``kind`` (see :func:`_bounds`) may hold."""
-    return {FRACTION: (0.0, 1.0), ERROR_MM: (0.0, MAX_ERROR_MM)}.get(kind, (0.0, math.inf))
+    return {FRACTION: (0.0, 1.0), ERROR_MM: (0.0, MAX_ERROR_MM),
+            SIGNED: (-math.inf, math.inf)}.get(kind, (0.0, math.inf))
 
 
 def _in_range(dotted: str, value: float, kind: str | None) -> None:
