@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from benchmarks import batches as B
 from benchmarks.compute import recipe_steps
+from eval.convergence import convergence
 from benchmarks.engine import Engine, Phase, step_generator
 from benchmarks.flops import count_step_flops
 from eval.floors import floor_predictions, score_floors
@@ -202,25 +203,6 @@ def finetune(prep: Finetuning, steps: int, test, engine: Engine, ckpt_dir, val=N
                           step_flops=prep.step_flops, images=steps * ft.batch_size,
                           wall_s=out.wall_s, curve=out.curve, evals=out.evals,
                           baselines=baselines, validation=validation, predictions=kept(final))
-
-
-CONVERGED = 0.01        # validation PA-EPE changing less than this (relative) over the last quarter
-
-
-def convergence(evals: list[dict], steps: int) -> dict | None:
-    """Whether fine-tuning had converged: the relative change of validation PA-EPE from the
-    last periodic evaluation at or before three quarters of ``steps`` to the end
-    (``change``, negative while it still falls), and ``converged`` where it is under
-    ``CONVERGED`` in size; None without such an evaluation (``finetune.eval_points`` < 2)."""
-    points = [e for e in evals if "val_pa_epe_mm" in e]
-    before = [e for e in points if e["step"] <= 0.75 * steps and e["step"] < steps]
-    if not before or points[-1]["step"] != steps:
-        return None
-    start, end = before[-1]["val_pa_epe_mm"], points[-1]["val_pa_epe_mm"]
-    change = (end - start) / start
-    return {"from_step": int(before[-1]["step"]), "change": float(change),
-            "criterion": f"validation PA-EPE changes by less than {CONVERGED:.0%} over the last quarter",
-            "converged": bool(abs(change) < CONVERGED)}
 
 
 TRANSFER_KEYS = ("pa_epe_mm", "pa_auc", "epe_mm", "auc", "n")

@@ -135,3 +135,15 @@ def test_than_where_reads_the_compared_method_in_another_setting(tmp_path):
     assert summary["verdict"].iat[0] == "contradicted"
     same, _ = evaluate([Claim("C0", "vs random at equal fine-tuning", ("peclr",), "random", {"match": "pretrain"})], table)
     assert same["effect"].iat[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_comparisons_count_the_runs_that_converged(tmp_path):
+    results = tmp_path / "runs"
+    for seed in range(3):
+        for method, change in (("random", -0.02), ("peclr", -0.004)):     # random still falling
+            record = example_record(method, seed, 15.0 if method == "random" else 14.0)
+            record["validation"] = {"pa_epe_mm": 15.0, "convergence": {
+                "from_step": 300, "change": change, "criterion": "under 1 %", "converged": abs(change) < 0.01}}
+            write_record(results, record)
+    rows, _ = evaluate([Claim("C", "s", ("peclr",), "random", {})], load_runs(results).table)
+    assert (rows["converged"].iat[0], rows["with_curve"].iat[0]) == (3, 6)

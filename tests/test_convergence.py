@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.finetune import CONVERGED, convergence
+from eval.convergence import CONVERGED, convergence
 
 
 def curve(values, steps=400):

@@ -244,7 +244,7 @@ def _main_result(part: Part, main: tables.Table | None) -> list[str]:
 def _write_claims(claims: list, runs: Runs, staging: Path) -> list[str]:
     """The claims' verdicts and comparisons (tables/claims.md, claims.csv and
     claims_comparisons.csv); returns the index's section, which quotes the verdicts."""
-    from eval.report import claims as claim_table
+    import eval.report.claims as claim_table
 
     comparisons, verdicts = claim_table.evaluate(claims, runs.table)
     text = claim_table.markdown(comparisons, verdicts)

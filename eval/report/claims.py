@@ -49,6 +49,7 @@ import yaml
 
 from benchmarks.errors import UserError
 from eval.report.groups import GROUP_KEYS, HEAD, describe, varying
+from eval.convergence import CONVERGED
 from eval.report.stats import ALPHA, detectable_d, holm, paired_p
 
 METRIC = "pa_epe_mm"
@@ -158,7 +159,10 @@ def _effects(claim: Claim, table: pd.DataFrame) -> list[dict]:
             if claim.across is not None:
                 versus += f", gain at {claim.across[0]} {claim.across[1]:g} minus at {claim.across[2]:g}" \
                     if isinstance(claim.across[1], (int, float)) else f", gain at {claim.across[1]} minus at {claim.across[2]}"
+            both = group[group["method"].isin([method, claim.than])]
+            change = both["val_change"] if "val_change" in both.columns else pd.Series(dtype=float)
             out.append({"claim": claim.id, "comparison": f"{method} vs {versus}",
+                        "converged": int((change.abs() < CONVERGED).sum()), "with_curve": int(change.notna().sum()),
                         "setting": describe(group, shown) or "all",
                         "than_mean": float(_per_seed(group, claim.than).mean()),
                         "n": len(gain), "effect": float(gain.mean()) if len(gain) else math.nan,
@@ -188,7 +192,8 @@ def evaluate(claims: list[Claim], table: pd.DataFrame) -> tuple[pd.DataFrame, pd
     holds; one row per claim with its pooled sd, MDE at Holm's first step, the seeds for a 3 %
     MDE and its verdict."""
     rows = pd.DataFrame([r for c in claims for r in _effects(c, table)],
-                        columns=["claim", "comparison", "setting", "than_mean", "n", "effect", "sd", "p"])
+                        columns=["claim", "comparison", "converged", "with_curve", "setting", "than_mean",
+                                 "n", "effect", "sd", "p"])
     rows["p_holm"] = holm(rows["p"].to_numpy(dtype=float)) if len(rows) else []
     m = max(1, int(rows["p"].notna().sum()))
     alpha = ALPHA / m
@@ -244,16 +249,21 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame) -> str:
             else str(int(s.seeds_for_target))
         lines.append(f"| {s.claim} | {s.statement} | {s.source} | {s.verdict} | {_num(s.mde)} | "
                      f"{seeds} | {s.paper} |")
-    lines += ["", "| claim | comparison | setting | pairs | effect (mm) | sd (mm) | p | p (Holm) | holds |",
-              "|:---|:---|:---|---:|---:|---:|---:|---:|:---|"]
+    lines += ["", "| claim | comparison | setting | pairs | effect (mm) | sd (mm) | p | p (Holm) | holds "
+              "| converged |",
+              "|:---|:---|:---|---:|---:|---:|---:|---:|:---|---:|"]
     for r in rows.itertuples():
+        converged = f"{r.converged} of {r.with_curve}" if r.with_curve else "–"
         lines.append(f"| {r.claim} | {r.comparison} | {r.setting} | {r.n} | {_signed(r.effect)} | "
-                     f"{_num(r.sd)} | {_p(r.p)} | {_p(r.p_holm)} | {r.holds} |")
+                     f"{_num(r.sd)} | {_p(r.p)} | {_p(r.p_holm)} | {r.holds} | {converged} |")
     lines += ["", f"Effect: the improvement the claim states, in PA-EPE mm (the compared method's "
               f"error minus the claimed better one's, paired by seed; for an interaction, the gain "
               f"at the first value minus the gain at the last); positive goes the claim's way. "
               f"Two-sided paired t-tests, Holm's adjustment over the study's {m} comparisons; a "
               f"comparison holds at p (Holm) < {ALPHA:g}. MDE: the pooled sd of a claim's effects "
               f"at 80 % power and Holm's first step (α = {ALPHA:g}/{max(m, 1)}), for its fewest "
-              f"pairs; seeds for MDE ≤ 3 %: of the compared method's mean PA-EPE, at that sd."]
+              f"pairs; seeds for MDE ≤ 3 %: of the compared method's mean PA-EPE, at that sd. "
+              f"Converged: the runs of the comparison whose validation PA-EPE changed by less than "
+              f"{CONVERGED:.0%} over their last quarter of fine-tuning (validation.convergence), of "
+              f"those with a validation curve."]
     return "\n".join(lines) + "\n"
