@@ -1,6 +1,7 @@
 """Where and with what a record was made: git state, library versions, host, SLURM job."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -47,8 +48,12 @@ def slurm_job_id() -> str | None:
 SNAPSHOT_META = "snapshot.json"   # written by launch.snapshot_code beside a code snapshot
 
 
+@functools.cache
 def git_state() -> tuple[str | None, bool | None]:
-    """(sha, dirty) of the code that runs: the checkout, or what a snapshot recorded of it."""
+    """(sha, dirty) of the code that runs: the checkout, or what a snapshot recorded of it.
+    Read once per process, at its first run's start (the runner asks then): a process that
+    runs several runs (an in-process sweep) runs the code it imported, not what the checkout
+    holds by the time a later record is written."""
     meta = ROOT / SNAPSHOT_META
     if meta.exists():
         try:

@@ -125,6 +125,7 @@ def _execute(run: Run, results: Path, force: bool, console, log) -> dict:
     cfg, rid = run.cfg, run.run_id
     kept = _ok_record(results, rid) if force else None     # --force: kept until a new one is complete
     started = provenance.now()
+    provenance.git_state()          # the code this process runs, pinned before it trains
     t0 = time.perf_counter()
     data = Data(cfg, finetune_seed=run.finetune_seed)   # generates or validates: UserError on bad data
     torch.manual_seed(cfg.seed)
