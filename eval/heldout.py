@@ -104,6 +104,9 @@ def judge(method_cls, cfg, block: dict) -> dict:
     if "learned" in block:
         return block
     criterion, learned = method_cls.learned(cfg, block)
+    if method_cls.baseline is not Method.baseline and "baseline" not in block:
+        criterion += ("; judged without the image-blind baseline (a pre-training cached before "
+                      "baselines were recorded)")
     judged = {**block, "criterion": criterion, "learned": bool(learned)}
     if block.get("curve"):
         judged["learned_at"] = next(

@@ -129,8 +129,9 @@ class Method:
     def learned(cls, cfg: MethodConfig, block: dict) -> tuple[str, bool]:
         """Whether the held-out measure ``block`` (``Record.pretraining``: ``start``, ``end``,
         ``chance``, ``baseline``) says the pre-training learned its task, and the criterion in
-        words. Here: the objective ends below its start and ``LEARN_MARGIN`` below its
-        reference (the image-blind baseline, else the chance level, else the start), and
+        words. Here: the objective ends below the lower of its start and its reference (the
+        image-blind baseline, else the chance level, else the start) by ``LEARN_MARGIN`` of the
+        larger of the two in size, and
         where the method logs an embedding std it ends at ``COLLAPSED_STD`` or above."""
         return learned_by(cls.objective, block)
 
@@ -173,13 +174,14 @@ def learned_by(key: str, block: dict, extra: tuple[tuple[str, bool], ...] = ()) 
         reference, said = float(block["chance"]), "chance"
     else:
         reference, said = start, "its start"
-    bar = reference - LEARN_MARGIN * abs(reference)
+    scale = max(abs(reference), abs(start))     # a reference of 0 (BYOL's chance) still has a margin
+    bar = min(start, reference) - LEARN_MARGIN * scale
     if reference == start:
         words = f"held-out {key} ends at least {LEARN_MARGIN:.0%} below its start (below {bar:.4g})"
     else:
-        words = (f"held-out {key} ends below its start and {LEARN_MARGIN:.0%} below {said} "
-                 f"({reference:.4g}: below {bar:.4g})")
-    conditions = [(words, end < min(start, bar)), *extra]
+        words = (f"held-out {key} ends below the lower of its start ({start:.4g}) and {said} "
+                 f"({reference:.4g}) by {LEARN_MARGIN:.0%} of the larger in size (below {bar:.4g})")
+    conditions = [(words, end < bar), *extra]
     std = block["end"].get("embedding_std")
     if std is not None:
         conditions.append((f"embedding std ends at {COLLAPSED_STD} or above (not collapsed)",

@@ -147,3 +147,26 @@ def test_the_comparisons_count_the_runs_that_converged(tmp_path):
             write_record(results, record)
     rows, _ = evaluate([Claim("C", "s", ("peclr",), "random", {})], load_runs(results).table)
     assert (rows["converged"].iat[0], rows["with_curve"].iat[0]) == (3, 6)
+
+
+def test_a_better_method_without_records_is_a_row_without_pairs_not_a_silent_pass(tmp_path):
+    _, table = study(tmp_path, ERRORS)
+    rows, summary = evaluate([Claim("C", "peclr and mae beat simclr", ("peclr", "mae"), "simclr",
+                                    {"label_fraction": 1.0})], table)
+    assert list(rows["holds"]) == ["yes", "no pairs"] and summary["verdict"].iat[0] != "supported"
+
+
+def test_than_where_keys_must_be_pinned_for_the_better_methods_too(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("claims:\n  - {id: C7, statement: s, better: peclr, than: random, than_where: {match: total}}\n")
+    with pytest.raises(UserError, match="than_where sets match .* set it in where too"):
+        read_claims(bad)
+
+
+def test_an_interaction_reads_only_its_two_values(tmp_path):
+    errors = {("random", 0.1): 25.0, ("peclr", 0.1): 22.0, ("random", 0.5): 20.0, ("peclr", 0.5): 19.9,
+              ("random", 1.0): 15.0, ("peclr", 1.0): 14.0}
+    _, table = study(tmp_path, errors)
+    rows, summary = evaluate([CLAIMS[3]], table)
+    assert rows["effect"].iat[0] == pytest.approx(2.0, abs=0.1)
+    assert summary["target"].iat[0] == pytest.approx(0.03 * 20.0, rel=0.01)     # mean of 25 and 15

@@ -27,10 +27,11 @@ def block(start, end, chance=None, baseline=None, **end_logs):
 @settings(max_examples=200, deadline=None)
 @given(start=finite, end=finite, chance=st.none() | finite, baseline=st.none() | finite)
 def test_the_default_rule_reads_the_nearest_reference_the_method_has(start, end, chance, baseline):
-    """Learned iff the end is below its start and LEARN_MARGIN below the reference: the
-    image-blind baseline where there is one, else chance, else the start."""
+    """Learned iff the end is below the lower of its start and its reference by LEARN_MARGIN of
+    the larger of the two in size: the reference is the image-blind baseline where there is
+    one, else chance, else the start."""
     reference = baseline if baseline is not None else chance if chance is not None else start
-    expected = end < min(start, reference - LEARN_MARGIN * abs(reference))
+    expected = end < min(start, reference) - LEARN_MARGIN * max(abs(reference), abs(start))
     words, ok = learned_by("loss", block(start, end, chance, baseline))
     assert ok == expected and "loss" in words
 
@@ -40,6 +41,7 @@ def test_an_objective_at_chance_or_a_collapsed_embedding_is_not_learned():
     assert not learned_by("loss", block(4.9, 4.7, chance=4.84))[1]             # below chance, within 5 %
     assert not learned_by("loss", block(4.0, 4.5, chance=4.84))[1]             # rose while below chance
     assert learned_by("loss", block(-0.3, -0.6, chance=0.0, embedding_std=0.8))[1]
+    assert not learned_by("loss", block(-0.3, -0.31, chance=0.0))[1]      # a zero reference keeps a margin
     words, ok = learned_by("loss", block(-0.3, -0.99, chance=0.0, embedding_std=COLLAPSED_STD / 2))
     assert not ok and "collapsed" in words
 
@@ -102,7 +104,7 @@ def test_synthetic3d_baseline_is_predicting_zero_relative_depth():
     K = torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).expand(8, 3, 3)
     value = cls.baseline(None, {"xyz": xyz, "K": K}, g)["zrel"]
     assert value == pytest.approx(float(targets(xyz, K)["zrel"].abs().mean()))
-    judged = {"objective": "loss", "chance": None, "baseline": {"zrel": value},
+    judged = {"objective": "zrel", "chance": None, "baseline": {"zrel": value},
               "start": {"loss": 30.0, "zrel": value}, "end": {"loss": 20.0, "zrel": value * 1.01}}
     words, ok = cls.learned(cls.Config(), judged)
     assert not ok and "zrel" in words           # the loss fell; relative depth did not
@@ -122,7 +124,7 @@ def test_learned_at_is_the_first_measured_step_that_meets_the_criterion():
     curve = [{"step": s, "loss": v} for s, v in ((10, 4.9), (20, 4.7), (30, 4.4), (40, 4.5))]
     held = {"objective": "loss", "chance": 4.84, "start": {"loss": 4.95}, "end": {"loss": 4.5}, "curve": curve}
     judged = judge(cls, cls.Config(), held)
-    assert judged["learned"] and judged["learned_at"] == 30          # 4.4 < 0.95 x 4.84 = 4.598
+    assert judged["learned"] and judged["learned_at"] == 30          # 4.4 < 4.84 - 0.05 x 4.95 = 4.59
     never = judge(cls, cls.Config(), {**held, "curve": curve[:2], "end": {"loss": 4.7}})
     assert not never["learned"] and never["learned_at"] is None
     assert "learned_at" not in judge(cls, cls.Config(), {k: v for k, v in held.items() if k != "curve"})

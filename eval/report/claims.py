@@ -48,7 +48,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.errors import UserError
-from eval.report.groups import GROUP_KEYS, HEAD, describe, varying
+from eval.report.groups import GROUP_KEYS, describe, varying
 from eval.convergence import CONVERGED
 from eval.report.stats import ALPHA, detectable_d, holm, paired_p
 
@@ -102,6 +102,10 @@ def read_claims(path: Path) -> list[Claim]:
         filters, elsewhere = entry.get("where") or {}, entry.get("than_where") or {}
         if not isinstance(filters, dict) or not isinstance(elsewhere, dict):
             raise UserError(f"{where}: where and than_where must be mappings of record fields to values")
+        loose = sorted(set(elsewhere) - set(filters))
+        if loose:
+            raise UserError(f"{where}: than_where sets {', '.join(loose)} for the compared method; set "
+                            f"{'it' if len(loose) == 1 else 'them'} in where too, for the better ones")
         across = entry.get("across")
         if across is not None:
             if (not isinstance(across, dict) or len(across) != 1
@@ -123,8 +127,11 @@ def _matching(table: pd.DataFrame, where: dict) -> pd.DataFrame:
         if key not in table.columns:
             raise UserError(f"a claim reads records where {key}={value!r}, but records have no {key!r}")
         column = table[key]
-        keep &= np.isclose(column.astype(float), float(value)) if isinstance(value, (int, float)) \
-            and not isinstance(value, bool) else (column == value).to_numpy()
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and not pd.api.types.is_numeric_dtype(column):
+            raise UserError(f"a claim reads records where {key}={value!r}, but {key} holds text "
+                            f"(e.g. {column.iat[0]!r}); quote the value")
+        keep &= np.isclose(column.astype(float), float(value)) if numeric else (column == value).to_numpy()
     return table[keep]
 
 
@@ -140,9 +147,12 @@ def _effects(claim: Claim, table: pd.DataFrame) -> list[dict]:
     rows = pd.concat([rows, others[others["method"] == claim.than]])
     settings = [k for k in GROUP_KEYS if k != "method" and k not in claim.than_where
                 and (claim.across is None or k != claim.across[0])]
-    shown = varying(rows, [k for k in settings if k != HEAD]) if len(rows) else []
+    shown = varying(rows, settings) if len(rows) else []
     out = []
     for _, group in rows.groupby(settings, sort=False):
+        if claim.across is not None:            # the two values compared, nothing between them
+            key, first, last = claim.across
+            group = pd.concat([_matching(group, {key: first}), _matching(group, {key: last})])
         for method in claim.better:
             if claim.across is None:
                 gain = _per_seed(group, claim.than) - _per_seed(group, method)
@@ -151,9 +161,7 @@ def _effects(claim: Claim, table: pd.DataFrame) -> list[dict]:
                 at = {v: _matching(group, {key: v}) for v in (first, last)}
                 gains = {v: _per_seed(at[v], claim.than) - _per_seed(at[v], method) for v in (first, last)}
                 gain = gains[first] - gains[last]
-            gain = gain.dropna()
-            if len(group[group["method"] == method]) == 0:
-                continue
+            gain = gain.dropna()            # a method without records keeps its row, with no pairs
             versus = claim.than + "".join(f" ({describe(group[group['method'] == claim.than], [k])})"
                                           for k in claim.than_where if (group["method"] == claim.than).any())
             if claim.across is not None:
@@ -178,9 +186,9 @@ def seeds_for(sd: float, target: float, alpha: float) -> int | None:
         return None
     n = 2
     while detectable_d(n, alpha) * sd > target:
-        n = n * 2 if n < 64 else n + 64
-        if n > MAX_SEEDS:
+        if n == MAX_SEEDS:
             return None
+        n = min(n * 2 if n < 64 else n + 64, MAX_SEEDS)
     low = max(2, n // 2)                 # the smallest n between the last two tried
     while low < n and detectable_d(low, alpha) * sd > target:
         low += 1
@@ -198,8 +206,10 @@ def evaluate(claims: list[Claim], table: pd.DataFrame) -> tuple[pd.DataFrame, pd
     m = max(1, int(rows["p"].notna().sum()))
     alpha = ALPHA / m
     significant = rows["p_holm"] < ALPHA
-    rows["holds"] = np.where(significant & (rows["effect"] > 0), "yes",
-                             np.where(significant & (rows["effect"] < 0), "contradicted", "not detectable"))
+    rows["holds"] = np.where(rows["n"] < 2, "no pairs",
+                             np.where(significant & (rows["effect"] > 0), "yes",
+                                      np.where(significant & (rows["effect"] < 0), "contradicted",
+                                               "not detectable")))
     summary = []
     for claim in claims:
         own = rows[rows["claim"] == claim.id]

@@ -114,14 +114,14 @@ def detectable_d(n: int, alpha: float = ALPHA) -> float:
     paired t-test over ``n`` pairs detects with power ``POWER`` at ``alpha`` (``ALPHA``; Holm's
     first step over m comparisons tests at ``ALPHA / m``); NaN for n < 2.
 
-    Power grows with d, so bisection finds it (to 1e-12; ``scipy.optimize`` would add 0.15 s
-    of import for a root this plain)."""
+    Power grows with d, so bisection finds it (to 1e-12 relative; ``scipy.optimize`` would add
+    0.15 s of import for a root this plain)."""
     if n < 2:
         return float("nan")
     low, high = 0.0, 1.0
     while power(high, n, alpha) < POWER:
         low, high = high, 2 * high
-    while high - low > 1e-12:
+    while high - low > 1e-12 * high:
         middle = (low + high) / 2
         low, high = (middle, high) if power(middle, n, alpha) < POWER else (low, middle)
     return (low + high) / 2
