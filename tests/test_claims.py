@@ -170,3 +170,12 @@ def test_an_interaction_reads_only_its_two_values(tmp_path):
     rows, summary = evaluate([CLAIMS[3]], table)
     assert rows["effect"].iat[0] == pytest.approx(2.0, abs=0.1)
     assert summary["target"].iat[0] == pytest.approx(0.03 * 20.0, rel=0.01)     # mean of 25 and 15
+
+
+def test_than_may_list_several_methods_each_compared_with_every_better_one(tmp_path):
+    """C6's form: one pre-training against each SSL method."""
+    _, table = study(tmp_path, ERRORS)
+    rows, _ = evaluate([Claim("C6", "peclr beats SSL", ("peclr",), ("simclr", "vicreg"), {"label_fraction": 1.0})],
+                       table)
+    assert list(rows["comparison"]) == ["peclr vs simclr", "peclr vs vicreg"]
+    assert rows["effect"].to_numpy() == pytest.approx([1.0, 1.2], abs=0.1)

@@ -8,7 +8,7 @@ reads them), one mapping each::
       source: Spurr et al., ICCV 2021
       paper: "the paper's own figure, quoted beside the verdict"
       better: peclr                 # the method(s) the claim says have the lower PA-EPE
-      than: simclr                  # the method they are compared with
+      than: simclr                  # the method(s) they are compared with, each with each
       where: {match: pretrain, label_fraction: 1.0}     # the records the claim is read on
       than_where: {match: total}    # optional: where the compared method's records differ
       holds: all                    # all (default): every comparison must hold; any: one suffices
@@ -63,13 +63,17 @@ class Claim:
     id: str
     statement: str
     better: tuple[str, ...]
-    than: str
+    than: tuple[str, ...]                # one method or several, each compared with every better one
     where: dict = field(default_factory=dict)
     than_where: dict = field(default_factory=dict)
     source: str = ""
     paper: str = ""
     holds: str = "all"
     across: tuple | None = None          # (key, first value, last value)
+
+    def __post_init__(self):
+        if isinstance(self.than, str):
+            object.__setattr__(self, "than", (self.than,))
 
 
 def read_claims(path: Path) -> list[Claim]:
@@ -115,7 +119,9 @@ def read_claims(path: Path) -> list[Claim]:
             key, (first, last) = next(iter(across.items()))
             across = (key, first, last)
         claims.append(Claim(id=str(entry["id"]), statement=str(entry["statement"]),
-                            better=tuple(str(b) for b in better), than=str(entry["than"]),
+                            better=tuple(str(b) for b in better),
+                            than=tuple(str(t) for t in (entry["than"] if isinstance(entry["than"], list)
+                                                        else [entry["than"]])),
                             where=dict(filters), than_where=dict(elsewhere), source=str(entry.get("source", "")),
                             paper=str(entry.get("paper", "")), holds=holds, across=across))
     return claims
@@ -140,11 +146,16 @@ def _per_seed(rows: pd.DataFrame, method: str) -> pd.Series:
 
 
 def _effects(claim: Claim, table: pd.DataFrame) -> list[dict]:
-    """One row per (method of ``better``, setting): the per-seed effects in mm."""
+    """One row per (method of ``better``, method of ``than``, setting): the per-seed effects in mm."""
+    return [row for than in claim.than for row in _against(claim, than, table)]
+
+
+def _against(claim: Claim, than: str, table: pd.DataFrame) -> list[dict]:
+    """:func:`_effects` against one compared method ``than``."""
     rows = _matching(table, claim.where)
-    rows = rows[rows["method"] != claim.than]
+    rows = rows[rows["method"] != than]
     others = _matching(table, {**claim.where, **claim.than_where})
-    rows = pd.concat([rows, others[others["method"] == claim.than]])
+    rows = pd.concat([rows, others[others["method"] == than]])
     settings = [k for k in GROUP_KEYS if k != "method" and k not in claim.than_where
                 and (claim.across is None or k != claim.across[0])]
     shown = varying(rows, settings) if len(rows) else []
@@ -155,24 +166,24 @@ def _effects(claim: Claim, table: pd.DataFrame) -> list[dict]:
             group = pd.concat([_matching(group, {key: first}), _matching(group, {key: last})])
         for method in claim.better:
             if claim.across is None:
-                gain = _per_seed(group, claim.than) - _per_seed(group, method)
+                gain = _per_seed(group, than) - _per_seed(group, method)
             else:
                 key, first, last = claim.across
                 at = {v: _matching(group, {key: v}) for v in (first, last)}
-                gains = {v: _per_seed(at[v], claim.than) - _per_seed(at[v], method) for v in (first, last)}
+                gains = {v: _per_seed(at[v], than) - _per_seed(at[v], method) for v in (first, last)}
                 gain = gains[first] - gains[last]
             gain = gain.dropna()            # a method without records keeps its row, with no pairs
-            versus = claim.than + "".join(f" ({describe(group[group['method'] == claim.than], [k])})"
-                                          for k in claim.than_where if (group["method"] == claim.than).any())
+            versus = than + "".join(f" ({describe(group[group['method'] == than], [k])})"
+                                          for k in claim.than_where if (group["method"] == than).any())
             if claim.across is not None:
                 versus += f", gain at {claim.across[0]} {claim.across[1]:g} minus at {claim.across[2]:g}" \
                     if isinstance(claim.across[1], (int, float)) else f", gain at {claim.across[1]} minus at {claim.across[2]}"
-            both = group[group["method"].isin([method, claim.than])]
+            both = group[group["method"].isin([method, than])]
             change = both["val_change"] if "val_change" in both.columns else pd.Series(dtype=float)
             out.append({"claim": claim.id, "comparison": f"{method} vs {versus}",
                         "converged": int((change.abs() < CONVERGED).sum()), "with_curve": int(change.notna().sum()),
                         "setting": describe(group, shown) or "all",
-                        "than_mean": float(_per_seed(group, claim.than).mean()),
+                        "than_mean": float(_per_seed(group, than).mean()),
                         "n": len(gain), "effect": float(gain.mean()) if len(gain) else math.nan,
                         "sd": float(gain.std(ddof=1)) if len(gain) >= 2 else math.nan,
                         "p": float(paired_p(gain.to_numpy()[:, None])[0]) if len(gain) else math.nan})
@@ -217,7 +228,7 @@ def evaluate(claims: list[Claim], table: pd.DataFrame) -> tuple[pd.DataFrame, pd
         pooled = float(np.sqrt(np.mean(tested["sd"] ** 2))) if len(tested) else math.nan
         n = int(tested["n"].min()) if len(tested) else 0
         mde = detectable_d(n, alpha) * pooled if n >= 2 else math.nan
-        target = TARGET_SHARE * float(own["than_mean"].mean()) if len(own) else math.nan
+        target = TARGET_SHARE * float(own["than_mean"].mean()) if len(own) else math.nan   # over its comparisons
         holds = list(own["holds"])
         if not holds:
             verdict = "no records"
