@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from benchmarks import batches as B
-from methods.base import Method
 
 BATCHES = 4              # held-out batches per measure
 SEED = 7_919             # the measure's own draws (views, masks), the same at both ends
@@ -44,7 +43,7 @@ def baseline(method, baseline_fn, source, batch_size: int, device) -> dict[str, 
     """``baseline_fn(method, batch, generator)`` (``Method.baseline``: an image-blind
     predictor's scalars) over the same held-out batches and views as :func:`objective`; None
     where the method has no such predictor."""
-    if type(method).baseline is Method.baseline:
+    if not method.has_baseline():
         return None
     return _average(method, baseline_fn, source, batch_size, device)
 
@@ -104,7 +103,7 @@ def judge(method_cls, cfg, block: dict) -> dict:
     if "learned" in block:
         return block
     criterion, learned = method_cls.learned(cfg, block)
-    if method_cls.baseline is not Method.baseline and "baseline" not in block:
+    if method_cls.has_baseline() and "baseline" not in block:
         criterion += ("; judged without the image-blind baseline (a pre-training cached before "
                       "baselines were recorded)")
     judged = {**block, "criterion": criterion, "learned": bool(learned)}

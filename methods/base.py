@@ -126,6 +126,11 @@ class Method:
         return None
 
     @classmethod
+    def has_baseline(cls) -> bool:
+        """Whether the method defines an image-blind predictor (overrides ``baseline``)."""
+        return cls.baseline is not Method.baseline
+
+    @classmethod
     def learned(cls, cfg: MethodConfig, block: dict) -> tuple[str, bool]:
         """Whether the held-out measure ``block`` (``Record.pretraining``: ``start``, ``end``,
         ``chance``, ``baseline``) says the pre-training learned its task, and the criterion in
